@@ -1,0 +1,257 @@
+"""spaces.yaml, parsed once into typed, frozen config objects.
+
+A malformed manifest fails at start-up with a `ManifestError` naming the key,
+e.g. ``tasks.age.kind: expected one of ['classification', 'regression']``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MANIFEST = PROJECT_ROOT / "spaces.yaml"
+TASK_KINDS = ("classification", "regression")
+
+
+class ManifestError(ValueError):
+    """The manifest is missing a key or has a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class AgeBand:
+    name: str
+    low: float   # inclusive
+    high: float  # exclusive
+
+    def contains(self, years: float) -> bool:
+        return self.low <= years < self.high
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a task's training data lives: a Hub id or a local path, plus column names."""
+    id: str | None = None
+    path: str | None = None
+    config: str | None = None
+    image_column: str = "image"
+    label_column: str = "label"
+    group_columns: tuple[str, ...] = ()
+    already_cropped: bool = False
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    title: str
+    kind: str
+    labels: tuple[str, ...]
+    backbone: str
+    input_size: int
+    dataset: DatasetSpec
+    models: tuple[str, ...]          # locations tried in order: local folder or hf-hub:org/name
+    model_args: dict[str, Any] = field(default_factory=dict)
+    bands: tuple[AgeBand, ...] = ()  # regression only: the bands shown in the UI
+    uncertain_below: float = 0.5     # classification: top probability under this reads "uncertain"
+    caveat: str = ""
+    crop_margin: float | None = None  # overrides detector.margin: match the framing of the training data
+    grayscale: bool = False           # serve crops in gray when the training data was gray (FER2013)
+    train_config: str | None = None  # finetune YAML that reproduces the default model
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind == "classification"
+
+    def band_for(self, years: float) -> str:
+        for band in self.bands:
+            if band.contains(years):
+                return band.name
+        return ""
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    margin: float = 0.2           # fraction of the face box added on every side before the square crop
+    min_face_size: int = 20       # pixels, at detection resolution
+    min_confidence: float = 0.9   # MTCNN face probability
+    max_side: int = 1024          # photos are downscaled to this for detection only
+    max_faces: int = 64
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    title: str = "Face Attribute Hub"
+    emoji: str = "🙂"
+    color_from: str = "indigo"
+    color_to: str = "pink"
+    license: str = "apache-2.0"
+    short_description: str = ""
+    python_version: str = "3.11"
+    suggested_hardware: str = "cpu-basic"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    space: SpaceConfig
+    detector: DetectorConfig
+    tasks: dict[str, TaskConfig]
+    root: Path = PROJECT_ROOT
+
+    def task(self, name: str) -> TaskConfig:
+        if name not in self.tasks:
+            raise KeyError(f"unknown task {name!r}; the manifest has {sorted(self.tasks)}")
+        return self.tasks[name]
+
+    def resolve(self, location: str) -> str:
+        """Local model folders are relative to the manifest; hub ids pass through."""
+        if location.startswith("hf-hub:"):
+            return location
+        path = Path(location)
+        return str(path if path.is_absolute() else self.root / path)
+
+
+# --- parsing helpers: each names the key it is reading -------------------------------
+
+def _require(mapping: dict, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise ManifestError(f"{where}.{key}: missing")
+    return _check(mapping[key], f"{where}.{key}", kind)
+
+
+def _optional(mapping: dict, key: str, where: str, kind, default):
+    if key not in mapping or mapping[key] is None:
+        return default
+    return _check(mapping[key], f"{where}.{key}", kind)
+
+
+def _check(value: Any, where: str, kind) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ManifestError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _str_list(mapping: dict, key: str, where: str) -> tuple[str, ...]:
+    values = _require(mapping, key, where, list)
+    if not values:
+        raise ManifestError(f"{where}.{key}: must not be empty")
+    return tuple(_check(v, f"{where}.{key}[{i}]", str) for i, v in enumerate(values))
+
+
+def _dataclass_from(cls, mapping: Any, where: str):
+    """Build a flat dataclass of scalars, type-checking each key against the defaults."""
+    if mapping is None:
+        return cls()
+    _check(mapping, where, dict)
+    defaults = cls()
+    known = {f.name for f in cls.__dataclass_fields__.values()}
+    unknown = set(mapping) - known
+    if unknown:
+        raise ManifestError(f"{where}.{sorted(unknown)[0]}: unknown key (known: {sorted(known)})")
+    values = {k: _check(v, f"{where}.{k}", type(getattr(defaults, k))) for k, v in mapping.items()}
+    return cls(**values)
+
+
+def _parse_dataset(raw: Any, where: str) -> DatasetSpec:
+    _check(raw, where, dict)
+    if not raw.get("id") and not raw.get("path"):
+        raise ManifestError(f"{where}: needs an 'id' (Hub dataset) or a 'path' (local data)")
+    return DatasetSpec(
+        id=_optional(raw, "id", where, str, None),
+        path=_optional(raw, "path", where, str, None),
+        config=_optional(raw, "config", where, str, None),
+        image_column=_optional(raw, "image_column", where, str, "image"),
+        label_column=_optional(raw, "label_column", where, str, "label"),
+        group_columns=tuple(_optional(raw, "group_columns", where, list, [])),
+        already_cropped=_optional(raw, "already_cropped", where, bool, False),
+    )
+
+
+def _parse_bands(raw: list, where: str) -> tuple[AgeBand, ...]:
+    bands = []
+    for i, item in enumerate(raw):
+        spot = f"{where}[{i}]"
+        _check(item, spot, dict)
+        low = _require(item, "low", spot, float)
+        high = _optional(item, "high", spot, float, float("inf"))
+        if high <= low:
+            raise ManifestError(f"{spot}.high: must be above low ({low})")
+        bands.append(AgeBand(name=_require(item, "name", spot, str), low=low, high=high))
+    return tuple(bands)
+
+
+def _parse_task(name: str, raw: Any) -> TaskConfig:
+    where = f"tasks.{name}"
+    _check(raw, where, dict)
+    kind = _require(raw, "kind", where, str)
+    if kind not in TASK_KINDS:
+        raise ManifestError(f"{where}.kind: expected one of {list(TASK_KINDS)}, got {kind!r}")
+    labels = _str_list(raw, "labels", where)
+    if kind == "classification" and len(labels) < 2:
+        raise ManifestError(f"{where}.labels: a classification task needs at least two labels")
+    if len(set(labels)) != len(labels):
+        raise ManifestError(f"{where}.labels: labels must be unique")
+    input_size = _require(raw, "input_size", where, int)
+    if input_size < 16:
+        raise ManifestError(f"{where}.input_size: must be at least 16, got {input_size}")
+    uncertain = _optional(raw, "uncertain_below", where, float, 0.5)
+    if not 0.0 <= uncertain <= 1.0:
+        raise ManifestError(f"{where}.uncertain_below: must lie in [0, 1], got {uncertain}")
+    return TaskConfig(
+        name=name,
+        title=_optional(raw, "title", where, str, name.title()),
+        kind=kind,
+        labels=labels,
+        backbone=_require(raw, "backbone", where, str),
+        input_size=input_size,
+        dataset=_parse_dataset(_require(raw, "dataset", where, dict), f"{where}.dataset"),
+        models=_str_list(raw, "models", where),
+        model_args=dict(_optional(raw, "model_args", where, dict, {})),
+        bands=_parse_bands(_optional(raw, "bands", where, list, []), f"{where}.bands"),
+        uncertain_below=uncertain,
+        caveat=_optional(raw, "caveat", where, str, "").strip(),
+        crop_margin=_optional(raw, "crop_margin", where, float, None),
+        grayscale=_optional(raw, "grayscale", where, bool, False),
+        train_config=_optional(raw, "train_config", where, str, None),
+    )
+
+
+def parse_manifest(raw: Any, root: Path = PROJECT_ROOT) -> Manifest:
+    _check(raw, "manifest", dict)
+    tasks_raw = _require(raw, "tasks", "manifest", dict)
+    if not tasks_raw:
+        raise ManifestError("manifest.tasks: must name at least one task")
+    return Manifest(
+        space=_dataclass_from(SpaceConfig, raw.get("space"), "space"),
+        detector=_dataclass_from(DetectorConfig, raw.get("detector"), "detector"),
+        tasks={name: _parse_task(name, spec) for name, spec in tasks_raw.items()},
+        root=root,
+    )
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ManifestError(f"{path}: not valid YAML: {err}") from None
+    return parse_manifest(raw, root=path.resolve().parent)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_manifest(path: str) -> Manifest:
+    return read_manifest(path)
+
+
+def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
+    """The manifest named by `path`, `$HUB_MANIFEST`, or the project's spaces.yaml; parsed once."""
+    chosen = path or os.environ.get("HUB_MANIFEST") or DEFAULT_MANIFEST
+    return _cached_manifest(str(Path(chosen).resolve()))

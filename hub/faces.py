@@ -1,0 +1,158 @@
+"""Images in, numbered face crops out: the one crop path shared by the app and `finetune`."""
+from __future__ import annotations
+
+import io
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import DetectorConfig
+
+# Pillow's decompression-bomb guard stays on (its default limit, ~89 Mpx warns, 2x that raises).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+class BadImage(ValueError):
+    """An input that is not a usable image; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class Face:
+    index: int                              # 1-based, numbered left to right
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the photo's pixels
+    score: float                            # detector confidence; 1.0 for a whole-image "face"
+
+
+# --- decoding ------------------------------------------------------------------------
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode (RGBA, P, LA, L, I;16, I, F, CMYK, YCbCr...) to 8-bit RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
+        image = Image.fromarray(scaled.astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def load_image(source) -> Image.Image:
+    """Open a path, bytes, numpy array or PIL image as RGB, upright per its EXIF tag.
+
+    Animated images give their first frame. Raises `BadImage` with a plain message.
+    """
+    try:
+        if isinstance(source, Image.Image):
+            image = source
+        elif isinstance(source, np.ndarray):
+            image = Image.fromarray(source)
+        elif isinstance(source, (bytes, bytearray)):
+            if not source:
+                raise BadImage("The file is empty.")
+            image = Image.open(io.BytesIO(source))
+        elif isinstance(source, (str, os.PathLike)):
+            if Path(source).stat().st_size == 0:
+                raise BadImage("The file is empty.")
+            image = Image.open(source)
+        else:
+            raise BadImage(f"Cannot read an image from {type(source).__name__}.")
+        image.seek(0)
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        rgb = _to_rgb(image)
+    except BadImage:
+        raise
+    except Image.DecompressionBombError:
+        raise BadImage(f"The image is too large (over {2 * MAX_PIXELS:,} pixels).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError) as err:
+        raise BadImage(f"This file is not an image we can read ({err.__class__.__name__}).") from None
+    if min(rgb.size) < 1:
+        raise BadImage("The image has no pixels.")
+    return rgb
+
+
+# --- cropping --------------------------------------------------------------------------
+
+def square_box(box, margin: float) -> tuple[float, float, float, float]:
+    """A square around the box's centre, its side the longer edge plus `margin` on each side."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
+
+
+def crop_face(image: Image.Image, box, size: int, margin: float, grayscale: bool = False) -> Image.Image:
+    """Square crop with margin, resized to `size`; parts outside the photo are black."""
+    x1, y1, x2, y2 = (round(v) for v in square_box(box, margin))
+    crop = image.crop((x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)))
+    crop = crop.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    if grayscale:
+        crop = crop.convert("L").convert("RGB")
+    return crop
+
+
+def whole_image_face(image: Image.Image) -> Face:
+    """The whole photo as one face, for already-cropped data or the 'no face found' fallback."""
+    return Face(index=1, box=(0.0, 0.0, float(image.width), float(image.height)), score=1.0)
+
+
+def prepare_cropped(image: Image.Image, size: int, grayscale: bool = False) -> Image.Image:
+    """An already-cropped face (UTKFace, FER2013): no margin, just the same resize."""
+    return crop_face(image, whole_image_face(image).box, size, margin=0.0, grayscale=grayscale)
+
+
+# --- detection ---------------------------------------------------------------------------
+
+class FaceDetector:
+    """MTCNN (facenet-pytorch, weights ship in its wheel), loaded lazily, once, thread-safe."""
+
+    def __init__(self, config: DetectorConfig | None = None):
+        self.config = config or DetectorConfig()
+        self._mtcnn = None
+        self._lock = threading.Lock()
+
+    def _model(self):
+        with self._lock:
+            if self._mtcnn is None:
+                from facenet_pytorch import MTCNN
+                self._mtcnn = MTCNN(keep_all=True, device="cpu", post_process=False,
+                                    min_face_size=self.config.min_face_size)
+            return self._mtcnn
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        """Faces above the confidence threshold, numbered left to right."""
+        scale = min(1.0, self.config.max_side / max(image.size))
+        small = image if scale == 1.0 else image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+            Image.Resampling.BILINEAR)
+        if min(small.size) < 12:  # below MTCNN's smallest window nothing can be found
+            return []
+        import torch
+        with torch.inference_mode():
+            boxes, probs = self._model().detect(small)
+        if boxes is None:
+            return []
+        found = [(tuple(float(v) / scale for v in box), float(p))
+                 for box, p in zip(boxes, probs) if p is not None and p >= self.config.min_confidence]
+        found.sort(key=lambda item: (item[0][0], item[0][1]))
+        found = found[: self.config.max_faces]
+        return [Face(index=i + 1, box=box, score=p) for i, (box, p) in enumerate(found)]
+
+
+_detectors: dict[DetectorConfig, FaceDetector] = {}
+_detectors_lock = threading.Lock()
+
+
+def get_detector(config: DetectorConfig | None = None) -> FaceDetector:
+    config = config or DetectorConfig()
+    with _detectors_lock:
+        return _detectors.setdefault(config, FaceDetector(config))
