@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny randomly initialised timm models in the project's checkpoint format,
+and a manifest that points at them, so no test needs the network or ../shared."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest
+import yaml
+
+from hub.config import DEFAULT_MANIFEST, read_manifest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TINY_SIZE = 32
+
+
+def write_tiny_model(folder: Path, labels: list[str], regression: bool = False, seed: int = 0) -> Path:
+    """A `test_vit` (a few k parameters) saved like every model of the project."""
+    import timm
+    import torch
+
+    from hub.models import save_checkpoint
+
+    torch.manual_seed(seed)
+    net = timm.create_model("test_vit", pretrained=False, num_classes=1 if regression else len(labels),
+                            img_size=TINY_SIZE)
+    extra = {"task": "regression" if regression else "classification"}
+    if regression:
+        extra["age_interval"] = {"low": -4.0, "high": 6.0, "coverage": 0.8}
+    return save_checkpoint(net, folder, labels=labels, input_size=TINY_SIZE, extra=extra)
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest_path(tmp_path_factory) -> Path:
+    """spaces.yaml with gender, age and mood served by tiny models; field left without one."""
+    root = tmp_path_factory.mktemp("manifest")
+    raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+    for name, task in raw["tasks"].items():
+        task["input_size"] = TINY_SIZE
+        task["backbone"] = "test_vit"
+        if name == "field":
+            task["models"] = [str(root / "missing" / name)]
+            continue
+        regression = task["kind"] == "regression"
+        write_tiny_model(root / "models" / name, task["labels"], regression=regression)
+        task["models"] = [f"models/{name}"]
+    path = root / "spaces.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tiny_manifest_path):
+    return read_manifest(tiny_manifest_path)
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    """A real public-domain photo with one face (NASA), shipped by scikit-image."""
+    from PIL import Image
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
+def needs_shared_data(subfolder: str):
+    path = SHARED_DATA / subfolder
+    return pytest.mark.skipif(not path.is_dir(), reason=f"training data not found at {path} (CI has it)")
