@@ -1,0 +1,20 @@
+"""`python -m finetune --task mood [--config YAML] [flags]` trains; `python -m finetune evaluate MODEL_DIR
+--data ...` evaluates any model folder of ours on any data."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"]:
+        from .evaluate import main as evaluate_main
+        return evaluate_main(argv[1:])
+    from .config import parse_config
+    from .train import main as train_main
+    train_main(parse_config(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Any face dataset in, cropped train/validation/test splits out, all through `datasets`.
+
+Sources: a Hub id, parquet/arrow files or folders, an image folder (train/<label>/*.jpg, optionally
+validation/ and test/), or the seed study's layout (index.csv with id,category beside <id>.jpg).
+Crops come from the app's own code (hub.faces) and are cached on disk, keyed by data and crop settings.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import (ClassLabel, Dataset, DatasetDict, Image as ImageFeature, Value, load_dataset,
+                      load_from_disk)
+
+from hub.config import TaskConfig
+from hub.faces import crop_face, get_detector, load_image, prepare_cropped
+
+SPLITS = ("train", "validation", "test")
+
+
+class DataError(ValueError):
+    """The data cannot train this task; the message says what to fix."""
+
+
+@dataclass
+class TaskData:
+    splits: DatasetDict          # columns: image (cropped, input size), label (int id or float), groups...
+    labels: list[str]            # class names in id order; ["years"] for regression
+    kind: str
+    groups: list[str]
+    skipped: dict[str, int] = field(default_factory=dict)
+    no_face: list[str] = field(default_factory=list)  # the autocrop log: rows where no face was found
+
+
+# --- reading -------------------------------------------------------------------------------
+
+def read_source(source: str, config_name: str | None = None) -> DatasetDict:
+    """Whatever `source` names, as a DatasetDict (often with a train split only)."""
+    path = Path(source)
+    if any(ch in source for ch in "*?"):
+        return load_dataset("parquet" if source.endswith(".parquet") else "arrow", data_files=source)
+    if path.is_file():
+        kind = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".jsonl": "json"}.get(path.suffix)
+        if kind is None:
+            raise DataError(f"{path}: unsupported file type {path.suffix!r}")
+        return load_dataset(kind, data_files=str(path))
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            loaded = load_from_disk(str(path))
+            return loaded if isinstance(loaded, DatasetDict) else DatasetDict(train=loaded)
+        if (path / "index.csv").exists():
+            return _read_seed_layout(path)
+        for kind in ("parquet", "arrow"):
+            files = sorted(str(p) for p in path.rglob(f"*.{kind}"))
+            if files:
+                return load_dataset(kind, data_files=files)
+        if any(p.is_dir() for p in path.iterdir()):
+            return load_dataset("imagefolder", data_dir=str(path))
+        raise DataError(f"{path}: no parquet/arrow files, class folders or index.csv found")
+    if "/" in source and not source.startswith((".", "/")):
+        return load_dataset(source, config_name)  # a Hub id: needs the network (or the local HF cache)
+    raise DataError(f"{source}: no such file or folder")
+
+
+def _read_seed_layout(folder: Path) -> DatasetDict:
+    """index.csv (id,category,...) with <id>.jpg beside it, as in the seed study."""
+    table = load_dataset("csv", data_files=str(folder / "index.csv"))["train"]
+    if "id" not in table.column_names or "category" not in table.column_names:
+        raise DataError(f"{folder / 'index.csv'}: needs columns id and category, has {table.column_names}")
+    table = table.map(lambda row: {"image": str(folder / f"{row['id']}.jpg"), "label": str(row["category"])})
+    return DatasetDict(train=table.cast_column("image", ImageFeature(decode=False)))
+
+
+# --- normalising ---------------------------------------------------------------------------
+
+def _rename(ds: Dataset, image_column: str, label_column: str) -> Dataset:
+    for wanted, role in ((image_column, "image"), (label_column, "label")):
+        if wanted not in ds.column_names:
+            raise DataError(f"column {wanted!r} (the {role}) not in the data; it has {ds.column_names}. "
+                            f"Pass --{role}-column.")
+    if image_column != "image":
+        ds = ds.remove_columns([c for c in ["image"] if c in ds.column_names and c != label_column])
+        ds = ds.rename_column(image_column, "image")
+    if label_column != "label":
+        if "label" in ds.column_names:
+            ds = ds.remove_columns("label")
+        ds = ds.rename_column(label_column, "label")
+    return ds.cast_column("image", ImageFeature(decode=False))
+
+
+def _label_names(ds: Dataset) -> list[str]:
+    feature = ds.features["label"]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    return sorted({str(v) for v in ds["label"]})
+
+
+def _to_class_ids(ds: Dataset, labels: list[str]) -> Dataset:
+    """Label values (ClassLabel ids or strings) to ids in `labels`; rows of other classes dropped."""
+    feature = ds.features["label"]
+    names = feature.names if isinstance(feature, ClassLabel) else None
+    index = {name: i for i, name in enumerate(labels)}
+
+    def convert(batch):
+        values = [names[v] if names else str(v) for v in batch["label"]]
+        return {"label": [index.get(v, -1) for v in values]}
+
+    features = ds.features.copy()
+    features["label"] = Value("int64")
+    ds = ds.map(convert, batched=True, features=features, desc="labels")
+    ds = ds.filter(lambda batch: [v >= 0 for v in batch["label"]], batched=True, desc="dropped classes")
+    return ds.cast_column("label", ClassLabel(names=labels))
+
+
+def choose_labels(found: list[str], task: TaskConfig, drop: list[str]) -> list[str]:
+    """The manifest's order when the data has the same classes, so the model matches spaces.yaml."""
+    kept = [name for name in found if name not in set(drop)]
+    if set(kept) == set(task.labels):
+        return list(task.labels)
+    return kept
+
+
+# --- cropping (the app's own code), cached --------------------------------------------------
+
+def _crop_settings_key(fingerprint: str, size: int, margin: float, grayscale: bool, detect: bool) -> str:
+    settings = json.dumps([fingerprint, size, margin, grayscale, detect, "v1"])
+    return hashlib.sha256(settings.encode()).hexdigest()[:16]
+
+
+def crop_dataset(ds: Dataset, size: int, margin: float, grayscale: bool, detect: bool,
+                 cache_dir: Path, split: str) -> Dataset:
+    """Adds `face` (found or not) and `readable`, and replaces `image` with the crop."""
+    detector = get_detector() if detect else None
+
+    def crop(row):
+        try:
+            raw = row["image"]
+            image = load_image(raw["bytes"] if raw.get("bytes") else raw["path"])
+        except Exception:  # noqa: BLE001 - corrupt/unreadable files are counted, never a crash
+            return {"image": None, "readable": False, "face": False}
+        if detector is None:
+            return {"image": _png(prepare_cropped(image, size, grayscale)), "readable": True, "face": True}
+        faces = detector.detect(image)
+        if not faces:
+            return {"image": None, "readable": True, "face": False}
+        largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        return {"image": _png(crop_face(image, largest.box, size, margin, grayscale)), "readable": True,
+                "face": True}
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = _crop_settings_key(ds._fingerprint, size, margin, grayscale, detect)
+    features = ds.features.copy()
+    features.update({"image": ImageFeature(), "readable": Value("bool"), "face": Value("bool")})
+    return ds.map(crop, features=features, cache_file_name=str(cache_dir / f"{split}-{key}.arrow"),
+                  load_from_cache_file=True, desc=f"cropping {split}")
+
+
+def _png(image) -> dict:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+# --- splitting ---------------------------------------------------------------------------------
+
+def holdout_split(ds: Dataset, label_column: str = "label", seed: int = 0,
+                  fractions=(0.7, 0.2, 0.1)) -> DatasetDict:
+    """Stratified train/validation/test with a fixed seed (70/20/10 as in the seed study)."""
+    train_frac, val_frac, test_frac = fractions
+    if abs(train_frac + val_frac + test_frac - 1.0) > 1e-6:
+        raise DataError(f"split fractions must add up to 1, got {fractions}")
+    stratify = label_column if isinstance(ds.features[label_column], ClassLabel) else None
+    first = ds.train_test_split(test_size=val_frac + test_frac, seed=seed, stratify_by_column=stratify)
+    rest = first["test"].train_test_split(test_size=test_frac / (val_frac + test_frac), seed=seed,
+                                          stratify_by_column=stratify)
+    return DatasetDict(train=first["train"], validation=rest["train"], test=rest["test"])
+
+
+def _with_strata(ds: Dataset, task: TaskConfig) -> Dataset:
+    """Regression targets get a band column to stratify the split on."""
+    names = [band.name for band in task.bands] or ["all"]
+    ds = ds.map(lambda b: {"strata": [max(0, names.index(task.band_for(float(v))) if task.band_for(float(v))
+                                          in names else 0) for v in b["label"]]}, batched=True, desc="strata")
+    return ds.cast_column("strata", ClassLabel(names=names))
+
+
+# --- the whole path ------------------------------------------------------------------------------
+
+def load_task_data(task: TaskConfig, source: str | None = None, *, image_column: str | None = None,
+                   label_column: str | None = None, size: int | None = None, detect: bool | None = None,
+                   margin: float = 0.2, drop_classes=(), split=(0.7, 0.2, 0.1), seed: int = 0,
+                   max_samples: int | None = None, cache_dir: str | Path = ".cache/finetune") -> TaskData:
+    spec = task.dataset
+    source = source or spec.path or spec.id
+    if not source:
+        raise DataError(f"no data for task {task.name}: pass --data")
+    raw = read_source(source, spec.config)
+    image_column = image_column or spec.image_column
+    label_column = label_column or spec.label_column
+    size = size or task.input_size
+    detect = (not spec.already_cropped) if detect is None else detect
+    margin = task.crop_margin if task.crop_margin is not None else margin
+
+    raw = DatasetDict({name: _rename(part, image_column, label_column) for name, part in raw.items()})
+    groups = [c for c in spec.group_columns if c in raw["train"].column_names and c != label_column]
+    if task.is_classification:
+        labels = choose_labels(_label_names(raw["train"]), task, list(drop_classes))
+        raw = DatasetDict({name: _to_class_ids(part, labels) for name, part in raw.items()})
+    else:
+        labels = ["years"]
+        raw = DatasetDict({name: _with_strata(part.cast_column("label", Value("float32")), task)
+                           for name, part in raw.items()})
+
+    if "train" not in raw:
+        raise DataError(f"{source}: no train split (found {list(raw)})")
+    if "validation" not in raw or "test" not in raw:
+        strata = "label" if task.is_classification else "strata"
+        _check_classes(raw["train"], labels, task)
+        raw = holdout_split(raw["train"], strata, seed=seed, fractions=tuple(split))
+    if max_samples:
+        raw = DatasetDict({n: p.shuffle(seed=seed).select(range(min(max_samples, len(p)))) for n, p in raw.items()})
+
+    skipped = {"unreadable": 0, "no_face": 0}
+    no_face: list[str] = []
+    cropped = {}
+    for name in SPLITS:
+        part = crop_dataset(raw[name], size, margin, task.grayscale, detect, Path(cache_dir), name)
+        flags = part.select_columns(["readable", "face"]).to_dict()
+        skipped["unreadable"] += sum(not r for r in flags["readable"])
+        missing = [i for i, (r, f) in enumerate(zip(flags["readable"], flags["face"])) if r and not f]
+        skipped["no_face"] += len(missing)
+        names = part.select_columns(["file"])["file"] if "file" in part.column_names else None
+        no_face += [f"{name}:{names[i] if names else i}" for i in missing]
+        cropped[name] = part.filter(lambda b: [r and f for r, f in zip(b["readable"], b["face"])],
+                                    batched=True, desc=f"kept {name}").remove_columns(["readable", "face"])
+    splits = DatasetDict(cropped)
+    if task.is_classification:
+        _check_classes(splits["train"], labels, task)
+    return TaskData(splits=splits, labels=labels, kind=task.kind, groups=groups, skipped=skipped,
+                    no_face=no_face)
+
+
+def _check_classes(ds: Dataset, labels: list[str], task: TaskConfig) -> None:
+    if len(ds) == 0:
+        raise DataError("no usable images in the training data")
+    if not task.is_classification:
+        return
+    counts = [0] * len(labels)
+    for value in ds["label"]:
+        counts[value] += 1
+    present = [name for name, n in zip(labels, counts) if n]
+    if len(present) < 2:
+        raise DataError(f"only one class ({present}) has images; a classifier needs at least two")
+    empty = [name for name, n in zip(labels, counts) if n < 3]
+    if empty:
+        raise DataError(f"class(es) {empty} have fewer than 3 images; add images or drop them with "
+                        f"--drop-classes {' '.join(empty)}")
