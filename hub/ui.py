@@ -26,20 +26,24 @@ PRIVACY = ("Uploaded photos are not stored: the app keeps no copy and logs nothi
            "and Gradio's temporary upload cache is emptied every few minutes.")
 
 
-class PhotoInput(gr.Image):
+def photo_input(**kwargs) -> gr.Image:
     """gr.Image whose upload errors (not an image, too many pixels) reach the user as a clear
-    message instead of Gradio's generic "Error"."""
+    message instead of Gradio's generic "Error". Wrapped per instance: a gr.Image subclass would
+    make Gradio write a .pyi file next to this module."""
+    photo = gr.Image(**kwargs)
+    preprocess = photo.preprocess
 
-    is_template = True  # rendered by the frontend as a plain gr.Image
-
-    def preprocess(self, payload):
+    def checked_preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except Image.DecompressionBombError:
             raise gr.Error("The image is too large.", print_exception=False) from None
         except (UnidentifiedImageError, OSError, ValueError) as err:
             raise gr.Error(f"This file is not an image we can read ({err.__class__.__name__}).",
                            print_exception=False) from None
+
+    photo.preprocess = checked_preprocess
+    return photo
 
 
 # --- drawing -----------------------------------------------------------------------------
@@ -84,6 +88,9 @@ def read_source(photo: str | None, url: str | None):
 
 
 def make_endpoint(predictor: Predictor, tasks: list[str]):
+    from .spaces_runtime import gpu_decorator  # spaces.GPU on a ZeroGPU Space, else a no-op
+
+    @gpu_decorator
     def analyze(photo: str | None, url: str, whole_image: bool) -> tuple[Image.Image, dict]:
         source = read_source(photo, url)
         try:
@@ -154,7 +161,7 @@ def model_problem(predictor: Predictor, name: str) -> str | None:
 def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], examples: list[str]) -> None:
     with gr.Row():
         with gr.Column():
-            photo = PhotoInput(label="Photo", type="filepath", image_mode=None,
+            photo = photo_input(label="Photo", type="filepath", image_mode=None,
                                sources=["upload", "webcam", "clipboard"])
             url = gr.Textbox(label="…or an image URL", placeholder="https://…", max_lines=1,
                              info="Used when no photo is uploaded.")

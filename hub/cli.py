@@ -1,0 +1,108 @@
+"""`python -m hub predict PHOTO|FOLDER [--task T ...] [--json] [--whole-image] [--manifest PATH]`
+
+The same analysis as the app. One photo: a readable summary, or with --json the app's JSON.
+A folder: one line per image (JSON lines with --json) and a progress bar on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def add_predict_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "predict", help="find the faces in a photo (or a folder of photos) and predict their attributes",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", type=Path, help="a photo, or a folder of photos (searched recursively)")
+    parser.add_argument("--task", dest="tasks", action="extend", nargs="+", metavar="T",
+                        help="only these tasks (default: every task in the manifest)")
+    parser.add_argument("--json", action="store_true", help="print the app's JSON (one line per photo)")
+    parser.add_argument("--whole-image", action="store_true",
+                        help="classify the whole image when no face is found")
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="spaces.yaml to use (default: $HUB_MANIFEST or the project's)")
+    parser.set_defaults(run=run_predict)
+    return parser
+
+
+def describe(result: dict) -> str:
+    """One line per face, e.g. `face 1 at (181, 62, 268, 172): gender female (83%), age 34 (30-40, 30-39)`."""
+    lines = [result["message"]]
+    skip = {"index", "box", "score"}
+    for face in result["faces"]:
+        parts = []
+        for task, value in face.items():
+            if task in skip:
+                continue
+            if "years" in value:
+                parts.append(f"{task} {value['years']:.0f} ({value['low']:.0f}-{value['high']:.0f}, "
+                             f"band {value['band']})")
+            else:
+                parts.append(f"{task} {value['label']} ({value['confidence']:.0%})")
+        box = ", ".join(f"{v:.0f}" for v in face["box"])
+        lines.append(f"  face {face['index']} at ({box}): " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def photos_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .config import ManifestError, load_manifest
+    from .faces import BadImage
+    from .predict import Predictor
+
+    try:
+        manifest = load_manifest(args.manifest)
+    except ManifestError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    unknown = [t for t in args.tasks or [] if t not in manifest.tasks]
+    if unknown:
+        print(f"error: unknown task {unknown[0]!r}; the manifest has {sorted(manifest.tasks)}", file=sys.stderr)
+        return 2
+    if not args.source.exists():
+        print(f"error: {args.source} does not exist", file=sys.stderr)
+        return 2
+    predictor = Predictor(manifest)
+
+    def analyze(path: Path) -> dict:
+        analysis = predictor.analyze(path, tasks=args.tasks, whole_image_if_no_face=args.whole_image)
+        return {"path": str(path), **analysis.as_dict()}
+
+    def show(result: dict, write) -> None:
+        write(json.dumps(result, ensure_ascii=False) if args.json else f"{result['path']}: {describe(result)}")
+
+    if args.source.is_file():
+        try:
+            show(analyze(args.source), print)
+        except BadImage as err:
+            print(f"error: {args.source}: {err}", file=sys.stderr)
+            return 1
+        return 0
+
+    from tqdm import tqdm
+
+    photos = photos_in(args.source)
+    if not photos:
+        print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {args.source}", file=sys.stderr)
+        return 1
+    failed = 0
+    with tqdm(photos, unit="photo", file=sys.stderr, dynamic_ncols=True) as bar:
+        for path in bar:
+            try:
+                result = analyze(path)
+            except BadImage as err:
+                failed += 1
+                result = {"path": str(path), "error": str(err)}
+                bar.write(json.dumps(result) if args.json else f"{path}: error: {err}", file=sys.stdout)
+                continue
+            show(result, lambda line: bar.write(line, file=sys.stdout))
+    if failed:
+        print(f"{failed} of {len(photos)} files could not be read", file=sys.stderr)
+    return 1 if failed else 0
