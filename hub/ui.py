@@ -88,7 +88,11 @@ def read_source(photo: str | None, url: str | None):
 
 
 def make_endpoint(predictor: Predictor, tasks: list[str]):
-    from .spaces_runtime import gpu_decorator  # spaces.GPU on a ZeroGPU Space, else a no-op
+    try:
+        from .spaces_runtime import gpu_decorator  # spaces.GPU on a ZeroGPU Space, else a no-op
+    except ImportError:
+        def gpu_decorator(fn):
+            return fn
 
     @gpu_decorator
     def analyze(photo: str | None, url: str, whole_image: bool) -> tuple[Image.Image, dict]:
