@@ -19,6 +19,8 @@ class TrainConfig:
     image_column: Optional[str] = field(default=None, metadata={"help": "default: the manifest's"})
     label_column: Optional[str] = field(default=None, metadata={"help": "default: the manifest's"})
     output: Optional[str] = field(default=None, metadata={"help": "default: the task's first local model folder"})
+    state_dir: Optional[str] = field(default=None, metadata={"help": "checkpoints for --resume; default: "
+                                     "<output>/../.train/<name>"})
     manifest: Optional[str] = None
     # model
     model: Optional[str] = field(default=None, metadata={"help": "timm name, hf-hub:..., or local-dir:...; "
@@ -56,7 +58,7 @@ class TrainConfig:
     # running
     patience: int = 5
     seed: int = 0
-    workers: int = 2
+    workers: int = field(default=0, metadata={"help": "loader processes; 0 is fastest on a 2-core CPU"})
     amp: bool = True
     compile: bool = False
     resume: bool = field(default=False, metadata={"help": "continue from <output>/last.pt"})

@@ -73,11 +73,11 @@ class TorchFaces(torch.utils.data.Dataset):
         return self.transform(row["image"]), target
 
 
-def eval_transform(net):
-    """The app's preprocessing (hub.models.AttributeModel uses the same data config)."""
+def eval_transform(net, size: int):
+    """The app's preprocessing (the saved config.json gives hub.models.AttributeModel the same)."""
     import timm.data
     config = timm.data.resolve_data_config(model=net)
-    config["crop_pct"] = 1.0
+    config.update(input_size=(3, size, size), crop_pct=1.0)
     return timm.data.create_transform(**config)
 
 
@@ -131,10 +131,15 @@ def backbone_stages(net) -> list[torch.nn.Module]:
     return []
 
 
+def head_parameter_ids(net) -> set[int]:
+    heads = net.get_classifier()  # a tuple for distilled models (LeViT, DeiT): head and head_dist
+    heads = heads if isinstance(heads, tuple) else (heads,)
+    return {id(p) for head in heads for p in head.parameters()}
+
+
 def set_trainable(net, head_only: bool, last_blocks: int) -> None:
     """Seed study's two steps: the head on a frozen backbone, then the last N blocks (-1: all)."""
-    head = net.get_classifier()
-    head_params = {id(p) for p in head.parameters()}
+    head_params = head_parameter_ids(net)
     for p in net.parameters():
         p.requires_grad = not head_only or id(p) in head_params
     if head_only or last_blocks < 0:
@@ -152,7 +157,7 @@ def set_trainable(net, head_only: bool, last_blocks: int) -> None:
 
 
 def make_optimizer(net, cfg: TrainConfig, backbone_scale: float):
-    head_ids = {id(p) for p in net.get_classifier().parameters()}
+    head_ids = head_parameter_ids(net)
     decay, no_decay, head = [], [], []
     for p in net.parameters():
         if not p.requires_grad:
@@ -231,7 +236,8 @@ def main(cfg: TrainConfig) -> Path | None:
     manifest = load_manifest(cfg.manifest)
     task = manifest.task(cfg.task)
     output = Path(cfg.output or manifest.resolve(task.models[0]))
-    state_dir = Path("runs") / f"{task.name}-{output.name}" if cfg.output is None else output / ".train"
+    # resumable state beside the model folder, never inside it (that folder is what gets published)
+    state_dir = Path(cfg.state_dir) if cfg.state_dir else output.parent / ".train" / output.name
     size = cfg.input_size or task.input_size
     backbone = cfg.model or task.backbone
     log = print if rank == 0 else (lambda *a, **k: None)
@@ -253,11 +259,13 @@ def main(cfg: TrainConfig) -> Path | None:
     net = create_net(cfg, backbone, 1 if regression else len(data.labels), size)
     if regression and not cfg.init_from:
         with torch.no_grad():  # start from the mean age so early steps learn faces, not the offset
-            net.get_classifier().bias.fill_(float(np.mean(data.splits["train"]["label"])))
+            heads = net.get_classifier()
+            for head in heads if isinstance(heads, tuple) else (heads,):
+                head.bias.fill_(float(np.mean(data.splits["train"]["label"])))
     net.to(device)
     log(f"[model] {backbone} {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M params, {size}px, {device}")
     train_loader = make_loader(data.splits["train"], train_transform(net, cfg, size), cfg, regression, True, world)
-    val_loader = make_loader(data.splits["validation"], eval_transform(net), cfg, regression, False, world)
+    val_loader = make_loader(data.splits["validation"], eval_transform(net, size), cfg, regression, False, world)
     criterion = loss_function(cfg, data, device)
     mixup = None
     if (cfg.mixup > 0 or cfg.cutmix > 0) and not regression:
@@ -351,7 +359,7 @@ def main(cfg: TrainConfig) -> Path | None:
     from .evaluate import finish_training
     net.load_state_dict(torch.load(state_dir / "best.pt", map_location=device, weights_only=True)["model"])
     result = finish_training(net, data, task, cfg, output, device, val_loader=val_loader,
-                             test_loader=make_loader(data.splits["test"], eval_transform(net), cfg, regression,
+                             test_loader=make_loader(data.splits["test"], eval_transform(net, size), cfg, regression,
                                                      False, 1),
                              train_speed=speed, best_epoch=best_epoch)
     if dist.is_initialized():
