@@ -306,6 +306,7 @@ def main(cfg: TrainConfig) -> Path | None:
 
     # 6. train with early stopping on the validation metric
     from tqdm.auto import tqdm
+    speed = 0.0
     for epoch in range(start_epoch, cfg.epochs):
         if epoch == cfg.freeze_epochs and epoch > 0 and epoch != start_epoch:
             optimizer, scheduler = configure(epoch)
