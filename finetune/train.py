@@ -180,7 +180,8 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int, epochs: in
 # --- training and inference -----------------------------------------------------------------------
 
 def run_inference(net, loader, device) -> tuple[np.ndarray, np.ndarray]:
-    """Outputs (logits, or years) and targets for a loader, gathered across ranks."""
+    """Outputs (logits, or years) and targets for a loader, gathered across ranks when the loader is
+    sharded (a DistributedSampler); a plain loader (rank 0 alone, at the end) is not gathered."""
     net.eval()
     outputs, targets = [], []
     with torch.inference_mode():
@@ -188,7 +189,10 @@ def run_inference(net, loader, device) -> tuple[np.ndarray, np.ndarray]:
             out = net(images.to(device, non_blocking=True)).float()
             outputs.append(out.cpu().numpy())
             targets.append(target.numpy())
-    return gather(np.concatenate(outputs)), gather(np.concatenate(targets))
+    outputs, targets = np.concatenate(outputs), np.concatenate(targets)
+    if isinstance(getattr(loader, "sampler", None), DistributedSampler):
+        return gather(outputs), gather(targets)
+    return outputs, targets
 
 
 def score(outputs: np.ndarray, targets: np.ndarray, regression: bool) -> float:
