@@ -347,6 +347,9 @@ def upload(build: Build, *, token: str, private: bool = False, push_models: bool
         status = getattr(err.response, "status_code", None)
         hint = " (is the token allowed to write there? `hf auth login` with a write token)" if status in (401, 403) else ""
         raise DeployError(f"upload to {build.space_id} failed: {err}{hint}") from None
+    except Exception as err:  # noqa: BLE001 - network and file errors: one clear line, the folder stays built
+        raise DeployError(f"upload to {build.space_id} failed ({err.__class__.__name__}: {err}); "
+                          f"the folder is built at {build.folder}") from err
     return str(url)
 
 

@@ -412,6 +412,16 @@ def test_offline_mode_refuses_to_upload(built, monkeypatch):
         deploy.upload(built, token="hf_test", endpoint="http://127.0.0.1:9")
 
 
+def test_unreachable_hub_is_one_clear_error(built, monkeypatch):
+    from huggingface_hub import constants
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", dead)
+    with pytest.raises(deploy.DeployError, match="upload to someone/face-hub failed .*the folder is built at"):
+        deploy.upload(built, token="hf_test", endpoint=dead)
+
+
 # --- the built app runs -------------------------------------------------------------------------
 
 def test_built_space_app_answers_through_gradio_client(built):
