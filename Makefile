@@ -1,0 +1,21 @@
+# make demo: the app on http://127.0.0.1:7860   make test: the test suite (offline, CPU)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test
+
+venv: $(STAMP)
+
+# Reinstall only when the dependencies (pyproject.toml) change.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(BIN)/python app.py
+
+test: venv
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -q
