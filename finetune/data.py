@@ -58,7 +58,8 @@ def read_source(source: str, config_name: str | None = None) -> DatasetDict:
             if files:
                 return load_dataset(kind, data_files=files)
         if any(p.is_dir() for p in path.iterdir()):
-            return load_dataset("imagefolder", data_dir=str(path))
+            # labels from the folder names even for one class (so that case fails with a clear message)
+            return load_dataset("imagefolder", data_dir=str(path), drop_labels=False)
         raise DataError(f"{path}: no parquet/arrow files, class folders or index.csv found")
     if "/" in source and not source.startswith((".", "/")):
         return load_dataset(source, config_name)  # a Hub id: needs the network (or the local HF cache)
@@ -219,7 +220,14 @@ def load_task_data(task: TaskConfig, source: str | None = None, *, image_column:
     if "validation" not in raw or "test" not in raw:
         strata = "label" if task.is_classification else "strata"
         _check_classes(raw["train"], labels, task)
-        raw = holdout_split(raw["train"], strata, seed=seed, fractions=tuple(split))
+        given = [name for name in ("validation", "test") if name in raw]
+        if given:  # the data's own validation/ (or test/) is kept; the missing split is cut from train
+            missing = "test" if given == ["validation"] else "validation"
+            share = split[SPLITS.index(missing)] / (split[0] + split[SPLITS.index(missing)])
+            cut = raw["train"].train_test_split(test_size=share, seed=seed, stratify_by_column=strata)
+            raw = DatasetDict({"train": cut["train"], given[0]: raw[given[0]], missing: cut["test"]})
+        else:
+            raw = holdout_split(raw["train"], strata, seed=seed, fractions=tuple(split))
     if max_samples:
         raw = DatasetDict({n: p.shuffle(seed=seed).select(range(min(max_samples, len(p)))) for n, p in raw.items()})
 
