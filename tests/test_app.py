@@ -130,3 +130,22 @@ def test_boxes_are_drawn_and_big_photos_shrunk():
     assert shown.getpixel((256, 200)) == (255, 214, 0)  # the left edge of the box, scaled
     assert shown.getpixel((380, 200)) == (0, 0, 0)      # inside the box: untouched
     assert photo.getpixel((1000, 800)) == (0, 0, 0)    # the original is not drawn on
+
+
+def test_faces_render_as_labels_with_uncertain_titles(tiny_manifest):
+    import gradio as gr
+
+    from hub.ui import render_faces
+
+    gender, age = tiny_manifest.task("gender"), tiny_manifest.task("age")
+    result = {"message": "Found 2 faces.", "faces": [
+        {"index": 1, "gender": {"uncertain": False, "probs": {"female": 0.9, "male": 0.1}},
+         "age": {"years": 34.2, "low": 30.0, "high": 40.4, "band": "30-39"}},
+        {"index": 2, "gender": {"uncertain": True, "probs": {"female": 0.55, "male": 0.45}}}]}
+    with gr.Blocks() as page:
+        render_faces(result, [gender, age])
+    labels = [b for b in page.blocks.values() if isinstance(b, gr.Label)]
+    texts = " ".join(str(b.value) for b in page.blocks.values() if isinstance(b, gr.Markdown))
+    assert [label.label for label in labels] == ["Gender", "Gender: uncertain (top class below 65%)"]
+    assert labels[0].show_heading and not labels[1].show_heading
+    assert "**34 years** (likely 30–40), band 30-39" in texts and "#### Face 2" in texts
