@@ -265,7 +265,8 @@ def main(cfg: TrainConfig) -> Path | None:
         with torch.no_grad():  # start from the mean age so early steps learn faces, not the offset
             heads = net.get_classifier()
             for head in heads if isinstance(heads, tuple) else (heads,):
-                head.bias.fill_(float(np.mean(data.splits["train"]["label"])))
+                linear = getattr(head, "linear", head)  # LeViT's NormLinear keeps its bias in .linear
+                linear.bias.fill_(float(np.mean(data.splits["train"]["label"])))
     net.to(device)
     log(f"[model] {backbone} {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M params, {size}px, {device}")
     train_loader = make_loader(data.splits["train"], train_transform(net, cfg, size), cfg, regression, True, world)
