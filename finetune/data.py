@@ -240,8 +240,11 @@ def load_task_data(task: TaskConfig, source: str | None = None, *, image_column:
         skipped["unreadable"] += sum(not r for r in flags["readable"])
         missing = [i for i, (r, f) in enumerate(zip(flags["readable"], flags["face"])) if r and not f]
         skipped["no_face"] += len(missing)
-        names = part.select_columns(["file"])["file"] if "file" in part.column_names else None
-        no_face += [f"{name}:{names[i] if names else i}" for i in missing]
+        if "file" in part.column_names:
+            names = part.select(missing)["file"]
+        else:  # image folders and index.csv: the image's own path (rows align: map keeps the order)
+            names = [(image or {}).get("path") or i for image, i in zip(raw[name].select(missing)["image"], missing)]
+        no_face += [f"{name}:{n}" for n in names]
         cropped[name] = part.filter(lambda b: [r and f for r, f in zip(b["readable"], b["face"])],
                                     batched=True, desc=f"kept {name}").remove_columns(["readable", "face"])
     splits = DatasetDict(cropped)
