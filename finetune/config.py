@@ -58,6 +58,8 @@ class TrainConfig:
     # running
     patience: int = 5
     seed: int = 0
+    threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads (default: all cores); "
+                                   "1 per run when several share a small CPU"})
     workers: int = field(default=0, metadata={"help": "loader processes; 0 is fastest on a 2-core CPU"})
     amp: bool = True
     compile: bool = False

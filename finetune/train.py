@@ -235,6 +235,8 @@ def set_rng_state(state: dict) -> None:
 
 def main(cfg: TrainConfig) -> Path | None:
     # 1. set-up
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     rank, world, device = setup_distributed()
     seed_everything(cfg.seed + rank)
     manifest = load_manifest(cfg.manifest)
