@@ -1,0 +1,326 @@
+"""The model card (README.md) written beside every trained model: Hub metadata + what the model is for.
+
+Licence choice: the weights inherit the terms of their training data.
+- UTKFace (gender, age): non-commercial research only -> `license: other`, `license_name:
+  utkface-non-commercial-research`, linking to the UTKFace page.
+- FER2013 (mood): released for research (ICML 2013 challenge) -> `license: other`, `license_name:
+  fer2013-research`, linking to the challenge page.
+- Anything else (the user's own folder, e.g. field of study): `license: other`, `license_name:
+  unknown-training-data`: the card says the terms follow the images, which only their owner knows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import yaml
+
+from hub.config import TaskConfig
+
+PROJECT = "face-attribute-hub"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataTerms:
+    name: str
+    hub_id: str | None
+    license_name: str
+    license_link: str | None
+    terms: str
+
+
+UTKFACE = DataTerms(
+    "UTKFace", "tiennv/utkface", "utkface-non-commercial-research", "https://susanqq.github.io/UTKFace/",
+    "UTKFace is available for non-commercial research purposes only, and the copyright of its images "
+    "belongs to their owners. This model was trained on it and inherits those terms: **non-commercial "
+    "research use only**.")
+FER2013 = DataTerms(
+    "FER2013", "Jeneral/fer-2013", "fer2013-research",
+    "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge",
+    "FER2013 was released for the ICML 2013 representation-learning challenge, for research. Its images "
+    "were collected from web searches; their copyright belongs to their owners. This model inherits those "
+    "terms: **research use only**.")
+
+
+def data_terms(task: TaskConfig, source: str | None) -> DataTerms:
+    """Which dataset (and so which licence) a model was trained on, from the data source and the manifest."""
+    spec = task.dataset
+    names = [source or ""]
+    if not source or source in (spec.path, spec.id):  # the manifest's data: its Hub id names it
+        names.append(spec.id or "")
+    text = " ".join(names).lower()
+    if "utkface" in text:
+        return UTKFACE
+    if re.search(r"fer[-_]?2013", text):
+        return FER2013
+    name = Path(str(source)).name if source else "user-supplied data"
+    return DataTerms(name, None, "unknown-training-data", None,
+                     "This model was trained on images supplied by its user, whose licence is unknown here. "
+                     "The weights inherit whatever terms those images carry (and the rights of the people "
+                     "shown): check them before sharing or using the model. Until then, treat it as "
+                     "**research use only**.")
+
+
+# --- metadata ---------------------------------------------------------------------------------------
+
+def card_data(task: TaskConfig, cfg, metrics: dict, repo_id: str | None, terms: DataTerms):
+    from huggingface_hub import EvalResult, ModelCardData
+
+    test = metrics["test"]
+    dataset_type = terms.hub_id or "custom"
+    common = dict(task_type="image-classification", dataset_type=dataset_type, dataset_name=terms.name,
+                  dataset_split="test", task_name=f"{task.title} ({task.kind})")
+    if task.is_classification:
+        pairs = [("accuracy", "Accuracy", test["accuracy"]), ("f1", "Macro F1", test["macro_f1"]),
+                 ("ece", "Expected calibration error (15 bins)", test["ece"])]
+    else:
+        pairs = [("mae", "MAE (years)", test["mae"]), ("rmse", "RMSE (years)", test["rmse"]),
+                 ("coverage", "Age interval coverage", test["interval"]["coverage"])]
+    results = [EvalResult(metric_type=kind, metric_name=name, metric_value=round(float(value), 4), **common)
+               for kind, name, value in pairs if value is not None and value == value]
+    tags = ["timm", "vision", "face", "face-attributes", PROJECT, task.name,
+            "regression" if not task.is_classification else "image-classification"]
+    return ModelCardData(
+        library_name="timm", pipeline_tag="image-classification", license="other",
+        license_name=terms.license_name, license_link=terms.license_link,
+        datasets=[terms.hub_id] if terms.hub_id else None, tags=tags,
+        metrics=[kind for kind, _, _ in pairs], model_name=repo_id or f"{PROJECT}-{task.name}",
+        eval_results=results or None, base_model=base_model(cfg))
+
+
+def base_model(cfg) -> str | None:
+    """The Hub repo of the ImageNet weights fine-tuned from (timm/<name>.<tag>), when there were some."""
+    model = str(cfg.model or "")
+    if model.startswith("hf-hub:"):
+        return model[len("hf-hub:"):].split("@")[0]
+    if not cfg.pretrained or cfg.init_from or ":" in model:
+        return None
+    try:
+        import timm
+        pretrained = timm.models.get_pretrained_cfg(model)
+    except Exception:  # noqa: BLE001 - an unknown name just leaves the field out
+        return None
+    return getattr(pretrained, "hf_hub_id", None) if pretrained else None
+
+
+# --- body --------------------------------------------------------------------------------------------
+
+def _table(header: list[str], rows: list[list]) -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.3f}" if value == value else "–"
+        return str(value)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+USES = {
+    "gender": "It predicts the binary label of its training set (UTKFace: female/male) from appearance. It "
+              "cannot know how anyone identifies, and it is shown here as a demonstration of what a face "
+              "model learns, including its errors across age and skin tone.",
+    "field": "It is a demonstration of what a model can latch onto (photo style, age, gender, clothing), not "
+             "of anything a face reveals about someone's studies.",
+    "mood": "It reads a posed facial expression, not a feeling: a smile is not happiness.",
+    "age": "It estimates apparent age (how old a face looks), not actual age.",
+}
+
+
+def _what_it_predicts(task: TaskConfig, metrics: dict) -> str:
+    test = metrics["test"]
+    size = metrics.get("input_size")
+    framing = (f"Input: one square face crop ({size}px" if size else "Input: one square face crop") + \
+        (", gray" if task.grayscale else "") + \
+        (f", face box plus {task.crop_margin:.0%} margin" if task.crop_margin is not None else "") + \
+        "), as cut by the app's MTCNN face detector."
+    if task.is_classification:
+        labels = ", ".join(f"`{name}`" for name in metrics["labels"])
+        return (f"One of {len(metrics['labels'])} classes: {labels}, with probabilities calibrated by "
+                f"temperature scaling (T = {test['temperature']:.3f}, fitted on the validation split and "
+                f"stored as `temperature` in config.json). The app reads a face as *uncertain* when the top "
+                f"probability is below {task.uncertain_below}.\n\n{framing}")
+    interval = test["interval"]
+    return (f"Apparent age in years (one regression output), with an interval [prediction "
+            f"{interval['low']:+.1f}, prediction {interval['high']:+.1f}] years taken from the validation "
+            f"residuals (meant to cover {interval['coverage_nominal']:.0%}; it covered "
+            f"{interval['coverage']:.0%} of the test faces). Stored as `age_interval` in config.json.\n\n{framing}")
+
+
+def _evaluation(task: TaskConfig, metrics: dict) -> str:
+    test = metrics["test"]
+    parts = [f"Held-out test split, {test['n']} faces (never used for training, early stopping or "
+             f"calibration). Full numbers in `metrics.json`."]
+    if task.is_classification:
+        parts.append(_table(["metric", "value"], [
+            ["accuracy", test["accuracy"]], ["macro F1", test["macro_f1"]],
+            ["ECE (15 bins), before → after temperature", f"{test['ece_uncalibrated']:.3f} → {test['ece']:.3f}"],
+            ["NLL, before → after temperature", f"{test['nll_uncalibrated']:.3f} → {test['nll']:.3f}"]]))
+        distribution = test["class_distribution"]
+        parts.append("Per class (with how often each class occurs and is predicted):\n\n" + _table(
+            ["class", "precision", "recall", "F1", "support", "predicted"],
+            [[name, row["precision"], row["recall"], row["f1"], row["support"], distribution[name]["predicted"]]
+             for name, row in test["per_class"].items()]))
+    else:
+        parts.append(_table(["metric", "value"], [
+            ["MAE (years)", test["mae"]], ["RMSE (years)", test["rmse"]], ["median absolute error", test["median_ae"]],
+            ["bias (mean predicted − true)", test["bias"]], ["interval coverage", test["interval"]["coverage"]]]))
+        if test["per_band"]:
+            parts.append("By true age band:\n\n" + _table(
+                ["band", "faces", "MAE", "bias"],
+                [[name, row["n"], row["mae"], row["bias"]] for name, row in test["per_band"].items()]))
+    figures = metrics.get("figures", {})
+    captions = {"confusion_matrix": "Confusion matrix (rows: true class, normalised; counts below)",
+                "reliability": "Reliability diagram before and after temperature scaling",
+                "confident_mistakes": "The most confident mistakes", "ambiguous": "The most ambiguous faces",
+                "age_scatter": "Predicted vs true age", "largest_errors": "The largest age errors"}
+    if figures:
+        parts.append("\n\n".join(f"**{captions.get(key, key)}**\n\n![{key}]({name})"
+                                 for key, name in figures.items()))
+    return "\n\n".join(parts)
+
+
+def _groups(task: TaskConfig, metrics: dict) -> str:
+    tables = metrics.get("groups") or {}
+    if not tables:
+        return ("The training data has no group labels (such as age, gender or skin tone), so how the "
+                "errors spread across groups of people could not be measured. Expect them to be uneven.")
+    parts = ["Test-split results per group (small groups give noisy numbers; look at the counts):"]
+    for column, table in tables.items():
+        if task.is_classification:
+            classes = list(next(iter(table.values()), {}).get("recall") or {})
+            rows = [[value, row["n"], row["accuracy"],
+                     *("–" if row["recall"][c] is None else row["recall"][c] for c in classes)]
+                    for value, row in table.items()]
+            parts.append(f"By {column}:\n\n" + _table([column, "faces", "accuracy",
+                                                         *(f"recall {c}" for c in classes)], rows))
+        else:
+            rows = [[value, row["n"], row["mae"], row["bias"]] for value, row in table.items()]
+            parts.append(f"By {column}:\n\n" + _table([column, "faces", "MAE", "bias"], rows))
+    return "\n\n".join(parts)
+
+
+def render(task: TaskConfig, cfg, metrics: dict, data, repo_id: str | None = None) -> str:
+    from huggingface_hub import ModelCard
+
+    terms = data_terms(task, cfg.data)
+    meta = card_data(task, cfg, metrics, repo_id, terms)
+    repo = repo_id or f"<your-user>/{PROJECT}-{task.name}"
+    sizes = metrics.get("data", {}).get("sizes", {})
+    skipped = getattr(data, "skipped", {}) or {}
+    no_face = len(getattr(data, "no_face", []) or [])
+    training = metrics.get("training", {})
+    config_yaml = yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).strip()
+    caveat = task.caveat or "See the limitations below."
+    load_lines = [
+        "import timm, torch",
+        "from PIL import Image",
+        "",
+        f'net = timm.create_model("hf-hub:{repo}", pretrained=True).eval()',
+        "config = timm.data.resolve_data_config(model=net)",
+        "transform = timm.data.create_transform(**config)",
+        'face = Image.open("face.jpg").convert("RGB")  # a square face crop',
+        "with torch.inference_mode():",
+        "    out = net(transform(face).unsqueeze(0))",
+    ]
+    if task.is_classification:
+        load_lines += [f"probs = (out / {metrics['test']['temperature']:.4f}).softmax(-1)  # calibrated",
+                       f"labels = {metrics['labels']!r}",
+                       "print(labels[int(probs.argmax())], float(probs.max()))"]
+    else:
+        load_lines += ["years = max(0.0, float(out[0, 0]))", "print(f'{years:.0f} years')"]
+    body = f"""
+# {task.title}: {cfg.model} fine-tuned on {terms.name}
+
+> {caveat}
+
+Part of the Face Attribute Hub: find every face in a photo, then predict its attributes. Trained with
+`python -m finetune --task {task.name}` (timm, PyTorch).
+
+## What it predicts
+
+{_what_it_predicts(task, metrics)}
+
+## Intended use
+
+- Demonstrations and teaching: what a face-attribute model learns, and where it fails.
+- Research on the behaviour, calibration and biases of such models.
+- As the `{task.name}` model of the Face Attribute Hub app.
+
+{USES.get(task.name, "")}
+
+## Out of scope
+
+- Any decision about a person: hiring, admission, credit, insurance, access, policing, surveillance.
+- Inferring what a prediction cannot carry: how someone identifies, how they feel, their real age or
+  their studies.
+- Photos of people who did not agree to be analysed; children's photos without their guardians' consent.
+- Uses the training data's licence forbids (below).
+
+## Limitations and biases
+
+{caveat}
+
+{_groups(task, metrics)}
+
+The data's own labels are imperfect (annotated from file names, crowd-sourced or self-collected) and the
+model repeats their errors and their categories. Faces unlike the training data (lighting, pose, age
+groups, skin tones, make-up, occlusions, image quality) get worse and less reliable predictions.
+
+## Training data
+
+**{terms.name}**{f" ([{terms.hub_id}](https://huggingface.co/datasets/{terms.hub_id}))" if terms.hub_id else ""},
+source `{cfg.data}`. Split with a fixed seed ({cfg.seed}) into train / validation / test:
+{", ".join(f"{name} {n}" for name, n in sizes.items()) or "see metrics.json"} faces.
+Skipped: {skipped.get("unreadable", 0)} unreadable file(s), {skipped.get("no_face", 0)} image(s) without a
+detected face (listed in `no_face.log`; {no_face} in total).
+
+### Licence
+
+{terms.terms}{f" Dataset terms: {terms.license_link}." if terms.license_link else ""}
+
+## Training procedure
+
+Backbone `{cfg.model}` ({"ImageNet-pretrained" if cfg.pretrained else "random init"}), fine-tuned
+{cfg.epochs} epoch(s) at most with early stopping on the validation {"accuracy" if task.is_classification
+else "MAE"}; best epoch {training.get("best_epoch", "?")}; {training.get("train_speed_img_per_s", "?")}
+images/s in the last epoch. The resolved configuration (`train_config.yaml`; rerun it with
+`python -m finetune --config train_config.yaml`):
+
+```yaml
+{config_yaml}
+```
+
+## Evaluation
+
+{_evaluation(task, metrics)}
+
+Measure it on other data with `python -m finetune evaluate <this folder> --data <data>`.
+
+## How to use
+
+With timm:
+
+```python
+{chr(10).join(load_lines)}
+```
+
+In the Face Attribute Hub app, list it first in `spaces.yaml`:
+`tasks.{task.name}.models: [hf-hub:{repo}]`; the app detects the faces, crops them as in training and
+{"applies the stored temperature" if task.is_classification else "adds the stored age interval"}.
+{"" if task.is_classification else "(The single output is years, not a class score: use timm as above rather than the transformers image-classification pipeline, which would squash it.)"}
+"""
+    card = ModelCard(f"---\n{meta.to_yaml()}\n---\n{body}")
+    return str(card)
+
+
+def write_model_card(output, task: TaskConfig, cfg, metrics: dict, data) -> Path:
+    """README.md in `output`; parses with `huggingface_hub.ModelCard` (checked on the way out)."""
+    from huggingface_hub import ModelCard
+
+    metrics = {**metrics, "input_size": cfg.input_size or task.input_size}
+    text = render(task, cfg, metrics, data, repo_id=cfg.push_to_hub)
+    ModelCard(text)  # raises on malformed metadata
+    path = Path(output) / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path
