@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
 
     loader = DataLoader(TorchFaces(split, model.transform, regression), batch_size=args.batch_size,
                         shuffle=False, num_workers=args.workers)
-    device = torch.device("cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     outputs, targets = run_inference(model.net.to(device), loader, device)
     out = Path(args.out) if args.out else folder / f"eval-{_data_name(source)}"
     result = evaluate_outputs(

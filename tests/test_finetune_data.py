@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import needs_shared_data
+
 FIELD_LABELS = ("cs", "econ", "german", "mechanical")   # the manifest's field task
 COLOURS = ((200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40), (120, 120, 120))
 
@@ -179,3 +181,20 @@ def test_face_detection_crops_and_logs_images_without_a_face(tiny_manifest, tmp_
     assert len(data.no_face) == 1 and data.no_face[0].endswith("wall.jpg")
     assert sum(len(part) for part in data.splits.values()) == 12
     assert data.splits["train"][0]["image"].size == (32, 32)
+
+
+@needs_shared_data("utkface")
+@pytest.mark.data
+def test_utkface_gender_groups_and_age_buckets(tiny_manifest, tmp_path):
+    from conftest import SHARED_DATA
+
+    from finetune.evaluate import age_bands_for, group_metrics
+
+    data = load(tiny_manifest, "gender", SHARED_DATA / "utkface", tmp_path, max_samples=60)
+    assert data.labels == ["female", "male"] and data.groups == ["race", "age"]
+    test = data.splits["test"]
+    tables = group_metrics(test, data.groups, "classification", np.ones(len(test)),
+                           age_bands_for(tiny_manifest.task("gender"), tiny_manifest))
+    assert set(tables["race"]) <= {"white", "black", "asian", "indian", "other"}
+    assert set(tables["age"]) <= {band.name for band in tiny_manifest.task("age").bands}
+    assert sum(row["n"] for row in tables["age"].values()) == len(test)
