@@ -54,26 +54,15 @@ def nll(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -> fl
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
-    """The T minimising the NLL of softmax(logits / T): a grid over log T, then golden-section search."""
+    """The T minimising the validation NLL of softmax(logits / T), searched over log T."""
+    from scipy.optimize import minimize_scalar
+
     if len(logits) == 0:
         return 1.0
-    grid = np.linspace(math.log(low), math.log(high), 61)
-    losses = [nll(logits, targets, math.exp(t)) for t in grid]
-    best = int(np.argmin(losses))
-    a, b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
-    ratio = (math.sqrt(5) - 1) / 2
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = nll(logits, targets, math.exp(c)), nll(logits, targets, math.exp(d))
-    for _ in range(40):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = nll(logits, targets, math.exp(c))
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = nll(logits, targets, math.exp(d))
-    return float(math.exp((a + b) / 2))
+    found = minimize_scalar(lambda log_t: nll(logits, targets, math.exp(log_t)),
+                            bounds=(math.log(low), math.log(high)), method="bounded",
+                            options={"xatol": 1e-4})
+    return float(math.exp(found.x))
 
 
 def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BINS) -> float:
