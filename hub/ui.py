@@ -6,7 +6,12 @@ flag) and returning (the photo with numbered boxes, `Analysis.as_dict()`), so th
 """
 from __future__ import annotations
 
+import base64
+import io
+import logging
 import os
+import threading
+from contextlib import contextmanager, suppress
 
 import gradio as gr
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
@@ -16,34 +21,110 @@ from .faces import BadImage, Face
 from .models import ModelUnavailable
 from .predict import Predictor
 
+log = logging.getLogger(__name__)
+
 MAX_FILE_SIZE = "10mb"
-CACHE_CLEANUP = (300, 300)  # every 5 min, delete Gradio's cached uploads/outputs older than 5 min
+CACHE_CLEANUP = (300, 300)  # every 5 min, delete cached files older than 5 min (a safety net: see below)
 CONCURRENCY = int(os.environ.get("HUB_CONCURRENCY", "2"))  # requests run at once; the rest queue
 DISPLAY_SIDE = 1024         # the annotated copy is downscaled to this; predictions use the full photo
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 API_ALL = "all"
-PRIVACY = ("Uploaded photos are not stored: the app keeps no copy and logs nothing about them, "
-           "and Gradio's temporary upload cache is emptied every few minutes.")
+PRIVACY = ("Uploaded photos are not stored: each one is deleted as soon as it has been analysed, "
+           "the photo with boxes is sent back without being written to disk, and nothing about "
+           "them is logged. There is no flagging.")
+
+
+# --- uploads live only as long as their request -------------------------------------------
+# Gradio keeps uploads in its cache folder (GRADIO_TEMP_DIR) until `delete_cache` runs. The app
+# deletes each uploaded photo, and the folder named after its hash, when the last request using it
+# ends (failed ones included); examples (the component's keep_in_cache) are left alone.
+
+_uses: dict[str, int] = {}
+_uses_lock = threading.Lock()
+
+
+def _upload_path(path: str | None, photo: gr.Image) -> str | None:
+    """The absolute path when it is an upload in this component's cache, else None."""
+    if not path:
+        return None
+    path, cache = os.path.abspath(path), os.path.abspath(photo.GRADIO_CACHE)
+    keep = {os.path.abspath(p) for p in photo.keep_in_cache}
+    if path in keep or not path.startswith(cache + os.sep):
+        return None
+    return path
+
+
+def _delete_upload(path: str, photo: gr.Image) -> None:
+    with suppress(FileNotFoundError):
+        os.remove(path)
+    with suppress(OSError):  # the folder is named after the photo's hash: it goes too, once empty
+        os.rmdir(os.path.dirname(path))
+    photo.temp_files.discard(path)
+
+
+@contextmanager
+def upload_in_use(path: str | None, photo: gr.Image):
+    """Count the requests using an uploaded photo; the last one out deletes it."""
+    path = _upload_path(path, photo)
+    if path is None:
+        yield
+        return
+    with _uses_lock:
+        _uses[path] = _uses.get(path, 0) + 1
+    try:
+        yield
+    finally:
+        with _uses_lock:
+            _uses[path] -= 1
+            if not _uses[path]:
+                del _uses[path]
+                _delete_upload(path, photo)
 
 
 def photo_input(**kwargs) -> gr.Image:
     """gr.Image whose upload errors (not an image, too many pixels) reach the user as a clear
-    message instead of Gradio's generic "Error". Wrapped per instance: a gr.Image subclass would
-    make Gradio write a .pyi file next to this module."""
+    message instead of Gradio's generic "Error"; an upload it refuses is deleted at once. Wrapped
+    per instance: a gr.Image subclass would make Gradio write a .pyi file next to this module."""
     photo = gr.Image(**kwargs)
     preprocess = photo.preprocess
 
     def checked_preprocess(payload):
         try:
             return preprocess(payload)
-        except Image.DecompressionBombError:
-            raise gr.Error("The image is too large.", print_exception=False) from None
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise gr.Error(f"This file is not an image we can read ({err.__class__.__name__}).",
-                           print_exception=False) from None
+        except Exception as err:
+            with upload_in_use(getattr(payload, "path", None), photo):
+                pass  # deleted unless another request is using it
+            if isinstance(err, Image.DecompressionBombError):
+                raise gr.Error("The image is too large.", print_exception=False) from None
+            if isinstance(err, FileNotFoundError):
+                raise gr.Error("This photo is gone: uploads are deleted once analysed. "
+                               "Please upload it again.", print_exception=False) from None
+            if isinstance(err, (UnidentifiedImageError, OSError, ValueError)):
+                raise gr.Error(f"This file is not an image we can read ({err.__class__.__name__}).",
+                               print_exception=False) from None
+            raise
 
     photo.preprocess = checked_preprocess
     return photo
+
+
+def inline_image(**kwargs) -> gr.Image:
+    """An output gr.Image whose picture travels inside the answer as a JPEG `data:` URL, so it is
+    never written to Gradio's cache on disk. API clients get `{"url": "data:image/jpeg;base64,..."}`."""
+    shown = gr.Image(**kwargs)
+
+    def postprocess(value: Image.Image | None):
+        if value is None:
+            return None
+        buffer = io.BytesIO()
+        value.convert("RGB").save(buffer, format="JPEG", quality=90)
+        url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        # no FileData "meta" key: Gradio then leaves the value alone instead of caching a file
+        return {"url": url, "path": None, "orig_name": "faces.jpeg", "mime_type": "image/jpeg",
+                "size": buffer.tell(), "is_stream": False}
+
+    shown.postprocess = postprocess
+    return shown
 
 
 # --- drawing -----------------------------------------------------------------------------
@@ -87,7 +168,7 @@ def read_source(photo: str | None, url: str | None):
         raise gr.Error(str(err), print_exception=False) from None
 
 
-def make_endpoint(predictor: Predictor, tasks: list[str]):
+def make_endpoint(predictor: Predictor, tasks: list[str], photo_component: gr.Image | None = None):
     try:
         from .spaces_runtime import gpu_decorator  # spaces.GPU on a ZeroGPU Space, else a no-op
     except ImportError:
@@ -104,7 +185,14 @@ def make_endpoint(predictor: Predictor, tasks: list[str]):
         if not analysis.faces:
             gr.Warning(analysis.message)
         return draw_faces(analysis.image, analysis.faces), analysis.as_dict()
-    return analyze
+
+    if photo_component is None:
+        return analyze
+
+    def analyze_then_forget(photo: str | None, url: str, whole_image: bool) -> tuple[Image.Image, dict]:
+        with upload_in_use(photo, photo_component):  # outside the GPU worker: it counts per process
+            return analyze(photo, url, whole_image)
+    return analyze_then_forget
 
 
 # --- per-face views, built from the endpoint's JSON --------------------------------------------
@@ -159,6 +247,7 @@ def model_problem(predictor: Predictor, name: str) -> str | None:
         predictor.store.get(name)
         return None
     except ModelUnavailable as err:
+        log.warning("%s", err)  # the full story (e.g. a refused pickle) for the Space's owner
         return str(err).split(" Tried:")[0]
 
 
@@ -174,8 +263,8 @@ def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], e
             if examples:
                 gr.Examples(examples, inputs=[photo], api_visibility="private")
         with gr.Column():
-            boxes = gr.Image(label="Faces, numbered left to right", type="pil", format="jpeg",
-                             interactive=False)
+            boxes = inline_image(label="Faces, numbered left to right", type="pil", format="jpeg",
+                                 interactive=False)
             with gr.Accordion("JSON (what the API returns)", open=False):
                 result = gr.JSON(label="Result")
 
@@ -183,7 +272,7 @@ def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], e
             def _faces(value):
                 render_faces(value, tasks)
 
-    gr.on([button.click, url.submit], make_endpoint(predictor, [task.name for task in tasks]),
+    gr.on([button.click, url.submit], make_endpoint(predictor, [task.name for task in tasks], photo),
           inputs=[photo, url, whole], outputs=[boxes, result], api_name=api_name)
 
 

@@ -1,0 +1,99 @@
+"""A real browser on the app: Playwright driving Debian's chromium (no `playwright install`).
+
+Install: `pip install -e '.[browser]'` and `apt-get install -y chromium` (.ci/run does both);
+set HUB_CHROMIUM to use another chromium binary. Skipped with the reason when either is missing.
+The screenshot lands in test-artifacts/browser.png.
+"""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from hub.ui import build_demo, launch
+from test_app import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("HUB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-dev-shm-usage"]
+
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright is not installed (pip install -e '.[browser]')")
+if not os.access(CHROMIUM, os.X_OK):
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium, or set HUB_CHROMIUM)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_manifest, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("browser_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(cache))
+        demo = build_demo(tiny_manifest)
+        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1",
+                           server_port=free_port(), quiet=True)
+        try:
+            yield url, cache
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        except Exception as err:  # noqa: BLE001 - e.g. a chromium too old for this playwright
+            pytest.skip(f"chromium at {CHROMIUM} does not start under playwright: {err}")
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(60_000)  # a busy CI machine
+        try:
+            yield page
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=ARTIFACTS / "browser_last.png", full_page=True)  # the last state
+            browser.close()
+
+
+def analyze_in_visible_tab(page, photo: Path):
+    """Upload the photo in the tab shown and press its Analyze button; the tab's panel."""
+    panel = page.locator("[role=tabpanel]:visible").first
+    panel.locator("input[type=file]").first.set_input_files(photo)
+    panel.locator("img[src*='/gradio_api/file=']").first.wait_for()  # the upload's preview
+    panel.get_by_role("button", name="Analyze").click()
+    return panel
+
+
+def test_upload_analyze_and_switch_tabs(page, app_url, astronaut, tmp_path):
+    url, cache = app_url
+    photo = tmp_path / "astronaut.jpg"
+    astronaut.save(photo, quality=90)
+    before = {str(p) for p in cache.rglob("*")}
+
+    page.goto(url)
+    page.get_by_role("tab", name="All attributes").wait_for()
+    analyze_in_visible_tab(page, photo)
+    boxes = page.locator("img[src^='data:image/jpeg;base64,']").first  # the numbered boxes, inline
+    boxes.wait_for()
+    page.get_by_text("Found 1 face").first.wait_for()
+    page.get_by_text("Face 1", exact=True).first.wait_for()
+    page.locator("[data-testid=female-confidence-set]").first.wait_for()  # the gender label
+    page.locator("[data-testid=happy-confidence-set]").first.wait_for()   # the mood label
+    page.get_by_text("years").first.wait_for()
+    assert page.evaluate("img => img.naturalWidth", boxes.element_handle()) == 512
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "browser.png", full_page=True)
+
+    page.get_by_role("tab", name="Mood").click()
+    panel = analyze_in_visible_tab(page, photo)
+    panel.locator("img[src^='data:image/jpeg;base64,']").first.wait_for()
+    panel.locator("[data-testid=block-label]", has_text="Face 1").first.wait_for()  # the label's title
+    panel.locator("[data-testid=happy-confidence-set]").first.wait_for()
+    assert panel.locator("[data-testid=female-confidence-set]").count() == 0  # mood only
+    page.screenshot(path=ARTIFACTS / "browser_mood.png", full_page=True)
+
+    assert {str(p) for p in cache.rglob("*")} == before  # the browser's uploads are gone too

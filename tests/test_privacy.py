@@ -1,0 +1,127 @@
+"""Privacy: once a request is answered, no uploaded or fetched photo (nor the photo with boxes)
+is left on disk, in Gradio's upload cache or in the temp folder; there is no flagging; the page
+says so."""
+import http.server
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from hub.ui import PRIVACY, build_demo, launch
+from test_app import call, free_port
+
+
+def snapshot(*folders: Path) -> set[str]:
+    """Every file and folder below `folders`."""
+    return {str(path) for folder in folders for path in folder.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def app(tiny_manifest, tmp_path_factory):
+    """The app with its own GRADIO_TEMP_DIR and temp folder, so nothing else writes there."""
+    from gradio_client import Client
+
+    cache, temp = tmp_path_factory.mktemp("gradio_cache"), tmp_path_factory.mktemp("temp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(cache))
+        patch.setattr(tempfile, "tempdir", str(temp))
+        demo = build_demo(tiny_manifest)
+        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1",
+                           server_port=free_port(), quiet=True)
+        try:
+            yield demo, Client(url, verbose=False, download_files=False), cache, temp
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def photos(astronaut, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("private_photos")
+    paths = {name: folder / name for name in ("face.jpg", "other.png", "cut.jpg", "notes.jpg")}
+    astronaut.save(paths["face.jpg"], quality=90)
+    astronaut.rotate(10).save(paths["other.png"])
+    paths["cut.jpg"].write_bytes(paths["face.jpg"].read_bytes()[:5000])  # opens, then fails to decode
+    paths["notes.jpg"].write_text("not a photo")
+    return paths
+
+
+@pytest.fixture
+def photo_url(photos, monkeypatch):
+    body = photos["face.jpg"].read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HUB_URL_ALLOW_HOSTS", "127.0.0.1")
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/face.jpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_nothing_is_left_on_disk_after_answering(app, photos, photo_url):
+    from gradio_client.exceptions import AppError
+
+    demo, client, cache, temp = app
+    before = snapshot(cache, temp)  # the examples, cached at start-up, stay
+    assert any(path.endswith("astronaut.jpg") for path in before)
+
+    image, result = call(client, "all", photos["face.jpg"])
+    assert len(result["faces"]) == 1
+    assert image["url"].startswith("data:image/jpeg;base64,") and not image.get("path")
+    assert snapshot(cache, temp) == before
+
+    _, result = call(client, "gender", photos["other.png"])  # another tab, another format
+    _, result = call(client, "age", url=photo_url)           # fetched: kept in memory only
+    assert len(result["faces"]) == 1
+    for name, message in (("notes.jpg", "not an image"), ("cut.jpg", "not an image")):
+        with pytest.raises(AppError, match=message):  # refused in Gradio's check, then in ours
+            call(client, "mood", photos[name])
+    assert snapshot(cache, temp) == before
+
+    _, result = call(client, "all", photos["face.jpg"])  # the same photo again: uploaded afresh
+    assert len(result["faces"]) == 1
+    assert snapshot(cache, temp) == before
+
+
+def test_examples_stay_uploads_go_even_when_shared(app):
+    from hub.ui import upload_in_use
+
+    demo, _, cache, _ = app
+    photo = next(b for b in demo.blocks.values() if isinstance(b, gr.Image) and b.keep_in_cache)
+    example = next(iter(photo.keep_in_cache))  # what the page sends when an example is clicked
+    with upload_in_use(example, photo):
+        pass
+    assert os.path.exists(example)
+    upload = cache / "0123abcd" / "face.jpg"
+    upload.parent.mkdir()
+    upload.write_bytes(b"...")
+    with upload_in_use(str(upload), photo):      # two requests for the same upload (same content
+        with upload_in_use(str(upload), photo):  # gives the same path): the first to end keeps it
+            pass
+        assert upload.exists()
+    assert not upload.parent.exists()  # the last one deletes it and its folder
+
+
+def test_no_flagging_and_the_page_says_photos_are_not_stored(app):
+    demo = app[0]
+    assert getattr(demo, "flagging_mode", "never") == "never"
+    buttons = [str(block.value).lower() for block in demo.blocks.values() if isinstance(block, gr.Button)]
+    assert buttons and not any("flag" in text for text in buttons)
+    page = "\n".join(str(block.value) for block in demo.blocks.values() if isinstance(block, gr.Markdown))
+    assert PRIVACY in page and "not stored" in PRIVACY and "no flagging" in PRIVACY
+    assert not (Path.cwd() / ".gradio" / "flagged").exists()
