@@ -71,7 +71,8 @@ def load_image(source) -> Image.Image:
         else:
             raise BadImage(f"Cannot read an image from {type(source).__name__}.")
         image.seek(0)
-        image.draft(None, (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale; others: no-op
+        if image is not source:  # opened here (a caller's image is not changed in place)
+            image.draft(None, (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale; others: no-op
         image.load()
         if max(image.size) > WORK_SIDE:  # a new image (the caller's is left alone), with its EXIF
             scale = WORK_SIDE / max(image.size)
