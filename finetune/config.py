@@ -65,6 +65,8 @@ class TrainConfig:
     compile: bool = False
     resume: bool = field(default=False, metadata={"help": "continue from <output>/last.pt"})
     progress: bool = True
+    save_dtype: Optional[str] = field(default=None, metadata={"help": "float16 halves model.safetensors "
+                                      "(the app computes in float32 either way)"})
     push_to_hub: Optional[str] = field(default=None, metadata={"help": "Hub repo id to upload the model to"})
 
 

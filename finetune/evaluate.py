@@ -391,7 +391,8 @@ def finish_training(net, data, task: TaskConfig, cfg, output, device, *, val_loa
     metrics["headline"] = headline(metrics)
 
     save_checkpoint(net, output, labels=list(data.labels), input_size=resolved.input_size,
-                    extra={"task": task.name, "kind": task.kind, **calibration, "metrics": metrics["headline"]})
+                    extra={"task": task.name, "kind": task.kind, **calibration, "metrics": metrics["headline"]},
+                    dtype=cfg.save_dtype)
     (output / "metrics.json").write_text(to_json(metrics))
     save_config(resolved, output / "train_config.yaml")
     (output / "no_face.log").write_text("".join(f"{row}\n" for row in data.no_face))

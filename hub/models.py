@@ -28,11 +28,12 @@ class ModelMismatch(RuntimeError):
 # --- the checkpoint format ------------------------------------------------------------
 
 def save_checkpoint(model, directory: str | Path, labels: list[str], input_size: int,
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None, dtype: str | None = None) -> Path:
     """Write `config.json` + `model.safetensors` so that timm (`local-dir:`/`hf-hub:`) and
     `transformers.pipeline("image-classification")` both load it.
 
     `extra` lands at the top level of config.json (temperature, task, age interval...).
+    `dtype="float16"` halves the file; loading casts the weights back to the model's float32.
     """
     import timm
 
@@ -49,7 +50,18 @@ def save_checkpoint(model, directory: str | Path, labels: list[str], input_size:
     config = json.loads(config_path.read_text())
     config.get("model_args", {}).pop("num_classes", None)
     config_path.write_text(json.dumps(config, indent=2))
+    if dtype:
+        store_weights_as(directory / WEIGHTS_FILE, dtype)
     return directory
+
+
+def store_weights_as(path: Path, dtype: str) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    target = getattr(torch, dtype)
+    weights = {name: t.to(target) if t.is_floating_point() else t for name, t in load_file(path).items()}
+    save_file(weights, path, metadata={"format": "pt"})
 
 
 def fetch_location(location: str) -> Path:
