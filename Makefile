@@ -1,10 +1,11 @@
 # make demo: the app on http://127.0.0.1:7860   make test: the test suite (offline, CPU)
+# make bench: the speed table (benchmarks/README.md); BENCH_ARGS='--section e2e --runs 50'
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test
+.PHONY: venv demo test bench
 
 venv: $(STAMP)
 
@@ -19,3 +20,6 @@ demo: venv
 
 test: venv
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -q
+
+bench: venv
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -23,6 +25,9 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the app's JSON (one line per photo)")
     parser.add_argument("--whole-image", action="store_true",
                         help="classify the whole image when no face is found")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="photos analysed at once for a folder, each on one torch thread "
+                             "(default: one per core; 1: one at a time on torch's default threads)")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="spaces.yaml to use (default: $HUB_MANIFEST or the project's)")
     parser.set_defaults(run=run_predict)
@@ -92,15 +97,31 @@ def run_predict(args: argparse.Namespace) -> int:
     if not photos:
         print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {args.source}", file=sys.stderr)
         return 1
+
+    def attempt(path: Path) -> dict | BadImage:
+        try:
+            return analyze(path)
+        except BadImage as err:
+            return err
+
+    # One photo per core at a time, each on one torch thread: small models gain more from
+    # photo-level parallelism than from splitting each op, and single-threaded ops do not
+    # stall when the cores are busy (benchmarks/README.md). Output keeps the folder's order.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(len(photos), args.workers or cores)
+    if workers > 1:
+        import torch
+        torch.set_num_threads(1)
     failed = 0
-    with tqdm(photos, unit="photo", file=sys.stderr, dynamic_ncols=True) as bar:
-        for path in bar:
-            try:
-                result = analyze(path)
-            except BadImage as err:
+    with ThreadPoolExecutor(workers) as pool, \
+            tqdm(pool.map(attempt, photos), total=len(photos), unit="photo", file=sys.stderr,
+                 dynamic_ncols=True) as bar:
+        for path, result in zip(photos, bar):
+            if isinstance(result, BadImage):
                 failed += 1
-                result = {"path": str(path), "error": str(err)}
-                bar.write(json.dumps(result) if args.json else f"{path}: error: {err}", file=sys.stdout)
+                result = {"path": str(path), "error": str(result)}
+                bar.write(json.dumps(result) if args.json else f"{path}: error: {result['error']}",
+                          file=sys.stdout)
                 continue
             show(result, lambda line: bar.write(line, file=sys.stdout))
     if failed:
