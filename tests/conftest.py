@@ -3,6 +3,7 @@ and a manifest that points at them, so no test needs the network or ../shared.""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,3 +70,29 @@ def astronaut():
 def needs_shared_data(subfolder: str):
     path = SHARED_DATA / subfolder
     return pytest.mark.skipif(not path.is_dir(), reason=f"training data not found at {path} (CI has it)")
+
+
+@contextmanager
+def serve_photo(body: bytes, name: str = "face.jpg"):
+    """A plain HTTP server on 127.0.0.1 answering every GET with `body`; yields the photo's URL."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{name}"
+    finally:
+        server.shutdown()
+        server.server_close()

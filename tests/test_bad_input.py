@@ -1,13 +1,11 @@
 """Bad and odd images, through the Predictor and through the running app (gradio_client on
 loopback): each gets a clear answer, huge ones are refused or reduced before any model runs, and
 the server goes on serving. Also: image URLs in the app, and model folders the app must refuse."""
-import http.server
 import io
 import json
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -20,6 +18,7 @@ from conftest import write_tiny_model
 from hub.faces import WORK_SIDE, BadImage
 from hub.predict import NO_FACE_MESSAGE, Predictor
 from hub.ui import build_demo, launch
+from conftest import serve_photo
 from test_app import call, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,27 +238,8 @@ def test_app_answers_every_bad_file_clearly_and_keeps_serving(client, files):
 @pytest.fixture
 def photo_server(files):
     """A plain HTTP server on 127.0.0.1 serving the sideways-tagged astronaut JPEG."""
-    body = files["turned.jpg"].read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/face.jpg"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_photo(files["turned.jpg"].read_bytes()) as url:
+        yield url
 
 
 def test_url_to_loopback_refused_unless_allowed(client, photo_server, monkeypatch):

@@ -1,16 +1,15 @@
 """Privacy: once a request is answered, no uploaded or fetched photo (nor the photo with boxes)
 is left on disk, in Gradio's upload cache or in the temp folder; there is no flagging; the page
 says so."""
-import http.server
 import os
 import tempfile
-import threading
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
 from hub.ui import PRIVACY, build_demo, launch
+from conftest import serve_photo
 from test_app import call, free_port
 
 
@@ -50,27 +49,9 @@ def photos(astronaut, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def photo_url(photos, monkeypatch):
-    body = photos["face.jpg"].read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("HUB_URL_ALLOW_HOSTS", "127.0.0.1")
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/face.jpg"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_photo(photos["face.jpg"].read_bytes()) as url:
+        yield url
 
 
 def test_nothing_is_left_on_disk_after_answering(app, photos, photo_url):
