@@ -28,6 +28,8 @@ class TrainConfig:
     pretrained: bool = field(default=True, metadata={"help": "ImageNet weights (needs the Hub); --no-pretrained offline"})
     init_from: Optional[str] = field(default=None, metadata={"help": "a model folder of ours to start from"})
     input_size: Optional[int] = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra timm create_model "
+                                         "arguments, e.g. --model-kwargs stem_type=s8"})
     drop_path: float = 0.0
     # preprocessing
     detect_faces: Optional[bool] = field(default=None, metadata={"help": "run MTCNN crops; default: not for "
@@ -70,11 +72,20 @@ class TrainConfig:
     push_to_hub: Optional[str] = field(default=None, metadata={"help": "Hub repo id to upload the model to"})
 
 
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
 def _add_field(parser: argparse.ArgumentParser, f: dataclasses.Field) -> None:
     name = "--" + f.name.replace("_", "-")
     help_text = f.metadata.get("help", "")
     annotation = str(f.type)
-    if annotation in ("bool", "Optional[bool]"):
+    if annotation.startswith("dict"):  # key=value pairs, values read as YAML (like timm's --model-kwargs)
+        parser.add_argument(name, nargs="*", type=_key_value, default=None, help=help_text)
+    elif annotation in ("bool", "Optional[bool]"):
         parser.add_argument(name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     elif annotation.startswith("list"):
         inner = float if "float" in annotation else str
@@ -104,6 +115,8 @@ def from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> Trai
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     args = vars(build_parser().parse_args(argv))
+    if args.get("model_kwargs") is not None:
+        args["model_kwargs"] = dict(args["model_kwargs"])
     config_file = args.pop("config")
     if config_file:
         return from_yaml(config_file, args)

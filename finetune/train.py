@@ -111,7 +111,7 @@ def make_loader(split, transform, cfg: TrainConfig, regression: bool, train: boo
 def create_net(cfg: TrainConfig, backbone: str, num_outputs: int, size: int):
     import timm
 
-    kwargs = dict(num_classes=num_outputs, drop_path_rate=cfg.drop_path)
+    kwargs = dict(num_classes=num_outputs, drop_path_rate=cfg.drop_path, **cfg.model_kwargs)
     if cfg.init_from:  # a model of ours: same architecture, new head when the classes differ
         net = timm.create_model(f"local-dir:{cfg.init_from}", pretrained=True)
         if net.num_classes != num_outputs:

@@ -76,7 +76,7 @@ class TaskConfig:
 @dataclass(frozen=True)
 class DetectorConfig:
     margin: float = 0.2           # fraction of the face box added on every side before the square crop
-    min_face_size: int = 20       # pixels, at detection resolution
+    min_face_size: int = 30       # pixels, at detection resolution (20 finds smaller faces, ~40% slower)
     min_confidence: float = 0.9   # MTCNN face probability
     max_side: int = 1024          # photos are downscaled to this for detection only
     max_faces: int = 64

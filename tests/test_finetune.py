@@ -365,3 +365,21 @@ def test_push_failure_names_the_retry(field_model, monkeypatch):
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", refuse)
     with pytest.raises(PushError, match="hf upload someone/field-model"):
         push_folder(field_model, "someone/field-model")
+
+
+def test_model_kwargs_reach_timm_and_survive_the_checkpoint(tmp_path):
+    import timm
+
+    from finetune.config import parse_config
+    from finetune.train import create_net
+    from hub.models import save_checkpoint
+
+    cfg = parse_config(["--task", "mood", "--no-pretrained", "--model-kwargs", "stem_type=s8", "drop_rate=0.1"])
+    assert cfg.model_kwargs == {"stem_type": "s8", "drop_rate": 0.1}
+    net = create_net(cfg, "levit_128s", 7, 48)
+    assert type(net.stem).__name__ == "Stem8"
+    save_checkpoint(net, tmp_path / "m", labels=[str(i) for i in range(7)], input_size=48)
+    reloaded = timm.create_model(f"local-dir:{tmp_path / 'm'}", pretrained=True)
+    assert type(reloaded.stem).__name__ == "Stem8"
+    with pytest.raises(SystemExit):
+        parse_config(["--model-kwargs", "no-equals-sign"])
