@@ -1,5 +1,6 @@
 """`python -m finetune --task mood [--config YAML] [flags]` trains; `python -m finetune evaluate MODEL_DIR
---data ...` evaluates any model folder of ours on any data."""
+--data ...` evaluates any model folder of ours on any data; `python -m finetune framing --task age`
+measures how pre-cropped training images frame their faces (spaces.yaml's crop_margin/crop_shift)."""
 from __future__ import annotations
 
 import sys
@@ -10,6 +11,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["evaluate"]:
         from .evaluate import main as evaluate_main
         return evaluate_main(argv[1:])
+    if argv[:1] == ["framing"]:
+        from .framing import main as framing_main
+        return framing_main(argv[1:])
     from .config import parse_config
     from .train import main as train_main
     train_main(parse_config(argv))

@@ -132,7 +132,8 @@ def _what_it_predicts(task: TaskConfig, metrics: dict) -> str:
     size = metrics.get("input_size")
     framing = (f"Input: one square face crop ({size}px" if size else "Input: one square face crop") + \
         (", gray" if task.grayscale else "") + \
-        (f", face box plus {task.crop_margin:.0%} margin" if task.crop_margin is not None else "") + \
+        (f", face box {task.crop_margin:+.0%} on each side" if task.crop_margin is not None else "") + \
+        (f", centre moved down {task.crop_shift:.0%} of the box" if task.crop_shift else "") + \
         "), as cut by the app's MTCNN face detector."
     if task.is_classification:
         labels = ", ".join(f"`{name}`" for name in metrics["labels"])

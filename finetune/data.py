@@ -132,7 +132,7 @@ def _crop_settings_key(fingerprint: str, size: int, margin: float, grayscale: bo
 
 
 def crop_dataset(ds: Dataset, size: int, margin: float, grayscale: bool, detect: bool,
-                 cache_dir: Path, split: str) -> Dataset:
+                 cache_dir: Path, split: str, shift: float = 0.0) -> Dataset:
     """Adds `face` (found or not) and `readable`, and replaces `image` with the crop."""
     detector = get_detector() if detect else None
 
@@ -148,11 +148,11 @@ def crop_dataset(ds: Dataset, size: int, margin: float, grayscale: bool, detect:
         if not faces:
             return {"image": None, "readable": True, "face": False}
         largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        return {"image": _png(crop_face(image, largest.box, size, margin, grayscale)), "readable": True,
+        return {"image": _png(crop_face(image, largest.box, size, margin, grayscale, shift)), "readable": True,
                 "face": True}
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _crop_settings_key(ds._fingerprint, size, margin, grayscale, detect)
+    key = _crop_settings_key(ds._fingerprint, size, (margin, shift) if shift else margin, grayscale, detect)
     features = ds.features.copy()
     features.update({"image": ImageFeature(), "readable": Value("bool"), "face": Value("bool")})
     return ds.map(crop, features=features, cache_file_name=str(cache_dir / f"{split}-{key}.arrow"),
@@ -235,7 +235,8 @@ def load_task_data(task: TaskConfig, source: str | None = None, *, image_column:
     no_face: list[str] = []
     cropped = {}
     for name in SPLITS:
-        part = crop_dataset(raw[name], size, margin, task.grayscale, detect, Path(cache_dir), name)
+        part = crop_dataset(raw[name], size, margin, task.grayscale, detect, Path(cache_dir), name,
+                            shift=task.crop_shift)
         flags = part.select_columns(["readable", "face"]).to_dict()
         skipped["unreadable"] += sum(not r for r in flags["readable"])
         missing = [i for i, (r, f) in enumerate(zip(flags["readable"], flags["face"])) if r and not f]

@@ -59,6 +59,7 @@ class TaskConfig:
     uncertain_below: float = 0.5     # classification: top probability under this reads "uncertain"
     caveat: str = ""
     crop_margin: float | None = None  # overrides detector.margin: match the framing of the training data
+    crop_shift: float = 0.0           # crop centre moved down by this fraction of the face box (same reason)
     grayscale: bool = False           # serve crops in gray when the training data was gray (FER2013)
     train_config: str | None = None  # finetune YAML that reproduces the default model
 
@@ -217,6 +218,7 @@ def _parse_task(name: str, raw: Any) -> TaskConfig:
         uncertain_below=uncertain,
         caveat=_optional(raw, "caveat", where, str, "").strip(),
         crop_margin=_optional(raw, "crop_margin", where, float, None),
+        crop_shift=_optional(raw, "crop_shift", where, float, 0.0),
         grayscale=_optional(raw, "grayscale", where, bool, False),
         train_config=_optional(raw, "train_config", where, str, None),
     )

@@ -93,17 +93,20 @@ def load_image(source) -> Image.Image:
 
 # --- cropping --------------------------------------------------------------------------
 
-def square_box(box, margin: float) -> tuple[float, float, float, float]:
-    """A square around the box's centre, its side the longer edge plus `margin` on each side."""
+def square_box(box, margin: float, shift: float = 0.0) -> tuple[float, float, float, float]:
+    """A square around the box's centre, its side the longer edge plus `margin` on each side
+    (negative: tighter than the box); `shift` moves it down by that fraction of the longer edge."""
     x1, y1, x2, y2 = box
-    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    edge = max(x2 - x1, y2 - y1)
+    side = edge * (1.0 + 2.0 * margin)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0 + shift * edge
     return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
 
 
-def crop_face(image: Image.Image, box, size: int, margin: float, grayscale: bool = False) -> Image.Image:
+def crop_face(image: Image.Image, box, size: int, margin: float, grayscale: bool = False,
+              shift: float = 0.0) -> Image.Image:
     """Square crop with margin, resized to `size`; parts outside the photo are black."""
-    x1, y1, x2, y2 = (round(v) for v in square_box(box, margin))
+    x1, y1, x2, y2 = (round(v) for v in square_box(box, margin, shift))
     crop = image.crop((x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)))
     crop = crop.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
     if grayscale:

@@ -44,7 +44,8 @@ class Analysis:
 def crops_for(image: Image.Image, faces: list[Face], task: TaskConfig, manifest: Manifest,
               size: int) -> list[Image.Image]:
     margin = manifest.detector.margin if task.crop_margin is None else task.crop_margin
-    return [crop_face(image, face.box, size, margin, grayscale=task.grayscale) for face in faces]
+    return [crop_face(image, face.box, size, margin, grayscale=task.grayscale, shift=task.crop_shift)
+            for face in faces]
 
 
 class Predictor:

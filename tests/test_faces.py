@@ -61,6 +61,9 @@ def white_fraction(image: Image.Image) -> float:
 def test_square_box_adds_the_margin_on_every_side():
     assert square_box((10, 20, 30, 60), margin=0.0) == (0.0, 20.0, 40.0, 60.0)
     assert square_box((10, 20, 30, 60), margin=0.5) == (-20.0, 0.0, 60.0, 80.0)
+    # negative margins crop inside the box; shift moves the square down by a fraction of the longer edge
+    assert square_box((10, 20, 30, 60), margin=-0.25) == (10.0, 30.0, 30.0, 50.0)
+    assert square_box((10, 20, 30, 60), margin=0.0, shift=0.1) == (0.0, 24.0, 40.0, 64.0)
 
 
 def test_crop_size_and_margin():

@@ -383,3 +383,17 @@ def test_model_kwargs_reach_timm_and_survive_the_checkpoint(tmp_path):
     assert type(reloaded.stem).__name__ == "Stem8"
     with pytest.raises(SystemExit):
         parse_config(["--model-kwargs", "no-equals-sign"])
+
+
+@pytest.mark.parametrize("margin, shift", [(-0.1, 0.1), (0.15, 0.0)])
+def test_framing_recovers_how_a_crop_was_cut(astronaut, margin, shift):
+    """`python -m finetune framing` reads back the framing of crops cut with a known one."""
+    from finetune.framing import measure
+    from hub.config import DetectorConfig
+    from hub.faces import FaceDetector, crop_face
+
+    detector = FaceDetector(DetectorConfig(min_face_size=20, min_confidence=0.8))
+    box = detector.detect(astronaut)[0].box
+    found = measure(crop_face(astronaut, box, 200, margin, shift=shift), detector)
+    assert found.margin == pytest.approx(margin, abs=0.03)
+    assert found.shift == pytest.approx(shift, abs=0.03)
