@@ -397,3 +397,23 @@ def test_framing_recovers_how_a_crop_was_cut(astronaut, margin, shift):
     found = measure(crop_face(astronaut, box, 200, margin, shift=shift), detector)
     assert found.margin == pytest.approx(margin, abs=0.03)
     assert found.shift == pytest.approx(shift, abs=0.03)
+
+
+def test_init_from_a_model_at_another_input_size(tmp_path):
+    """--init-from with a new --input-size keeps every size-independent weight of the checkpoint."""
+    import torch
+    from conftest import TINY_SIZE, write_tiny_model
+    from safetensors.torch import load_file
+
+    from finetune.config import parse_config
+    from finetune.train import create_net
+
+    folder = write_tiny_model(tmp_path / "small", ["female", "male"])
+    size = TINY_SIZE * 2
+    cfg = parse_config(["--task", "gender", "--init-from", str(folder), "--input-size", str(size)])
+    net = create_net(cfg, "test_vit", 2, size)
+    saved = load_file(str(folder / "model.safetensors"))
+    state = net.state_dict()
+    assert torch.equal(state["blocks.0.attn.qkv.weight"], saved["blocks.0.attn.qkv.weight"])
+    assert state["pos_embed"].shape != saved["pos_embed"].shape  # one position per patch: new
+    assert net(torch.zeros(1, 3, size, size)).shape == (1, 2)
