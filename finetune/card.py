@@ -134,6 +134,7 @@ def _what_it_predicts(task: TaskConfig, metrics: dict) -> str:
         (", gray" if task.grayscale else "") + \
         (f", face box {task.crop_margin:+.0%} on each side" if task.crop_margin is not None else "") + \
         (f", centre moved down {task.crop_shift:.0%} of the box" if task.crop_shift else "") + \
+        ("; outputs averaged with the mirrored crop's" if metrics.get("test_time_flip") else "") + \
         "), as cut by the app's MTCNN face detector."
     if task.is_classification:
         labels = ", ".join(f"`{name}`" for name in metrics["labels"])

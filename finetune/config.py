@@ -57,6 +57,8 @@ class TrainConfig:
     auto_augment: Optional[str] = "rand-m6-mstd0.5"
     mixup: float = 0.0
     cutmix: float = 0.0
+    test_flip: bool = field(default=True, metadata={"help": "average each face's outputs with its mirror "
+                            "image's in validation, test and the app (saved in config.json)"})
     # running
     patience: int = 5
     seed: int = 0

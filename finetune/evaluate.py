@@ -361,8 +361,8 @@ def finish_training(net, data, task: TaskConfig, cfg, output, device, *, val_loa
     output.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(cfg.manifest)
     resolved = resolved_config(cfg, task, output)
-    val_outputs, val_targets = run_inference(net, _plain_loader(val_loader), device)
-    test_outputs, test_targets = run_inference(net, _plain_loader(test_loader), device)
+    val_outputs, val_targets = run_inference(net, _plain_loader(val_loader), device, cfg.test_flip)
+    test_outputs, test_targets = run_inference(net, _plain_loader(test_loader), device, cfg.test_flip)
     bands = age_bands_for(task, manifest)
 
     calibration: dict[str, Any]
@@ -383,6 +383,7 @@ def finish_training(net, data, task: TaskConfig, cfg, output, device, *, val_loa
     metrics = {
         "task": task.name, "kind": task.kind, "labels": list(data.labels), "model": resolved.model,
         "split": "test", **result, "validation": validation, "calibration": calibration,
+        "test_time_flip": cfg.test_flip,
         "data": {"source": resolved.data, "sizes": {name: len(part) for name, part in data.splits.items()},
                  "skipped": dict(data.skipped), "group_columns": list(data.groups)},
         "training": {"best_epoch": best_epoch + 1, "epochs": cfg.epochs,
@@ -391,7 +392,8 @@ def finish_training(net, data, task: TaskConfig, cfg, output, device, *, val_loa
     metrics["headline"] = headline(metrics)
 
     save_checkpoint(net, output, labels=list(data.labels), input_size=resolved.input_size,
-                    extra={"task": task.name, "kind": task.kind, **calibration, "metrics": metrics["headline"]},
+                    extra={"task": task.name, "kind": task.kind, **calibration, "test_time_flip": cfg.test_flip,
+                           "metrics": metrics["headline"]},
                     dtype=cfg.save_dtype)
     (output / "metrics.json").write_text(to_json(metrics))
     save_config(resolved, output / "train_config.yaml")
@@ -508,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     loader = DataLoader(TorchFaces(split, model.transform, regression), batch_size=args.batch_size,
                         shuffle=False, num_workers=args.workers)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    outputs, targets = run_inference(model.net.to(device), loader, device)
+    outputs, targets = run_inference(model.net.to(device), loader, device, model.flip)
     out = Path(args.out) if args.out else folder / f"eval-{_data_name(source)}"
     result = evaluate_outputs(
         outputs, targets, split, task, model.labels, data.groups, out, temperature=model.temperature,

@@ -208,14 +208,17 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int, epochs: in
 
 # --- training and inference -----------------------------------------------------------------------
 
-def run_inference(net, loader, device) -> tuple[np.ndarray, np.ndarray]:
+def run_inference(net, loader, device, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Outputs (logits, or years) and targets for a loader, gathered across ranks when the loader is
-    sharded (a DistributedSampler); a plain loader (rank 0 alone, at the end) is not gathered."""
+    sharded (a DistributedSampler); a plain loader (rank 0 alone, at the end) is not gathered.
+    `flip` averages with the mirrored images, as the app does for models saved with it."""
+    from hub.models import forward
+
     net.eval()
     outputs, targets = [], []
     with torch.inference_mode():
         for images, target in loader:
-            out = net(images.to(device, non_blocking=True)).float()
+            out = forward(net, images.to(device, non_blocking=True), flip)
             outputs.append(out.cpu().numpy())
             targets.append(target.numpy())
     outputs, targets = np.concatenate(outputs), np.concatenate(targets)
@@ -369,7 +372,7 @@ def main(cfg: TrainConfig) -> Path | None:
             total += loss.item() * len(images)
             bar.set_postfix(loss=f"{total / seen:.3f}")
         speed = seen * world / (time.time() - started)
-        outputs, targets = run_inference(net, val_loader, device)
+        outputs, targets = run_inference(net, val_loader, device, cfg.test_flip)
         metric = score(outputs, targets, regression)
         improved = metric > best
         if improved:

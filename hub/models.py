@@ -118,6 +118,17 @@ class AgePrediction:
                 "high": round(self.high, 1), "band": self.band}
 
 
+def forward(net, images, flip: bool = False):
+    """The model's outputs; with `flip`, averaged with those of the mirrored images (test-time
+    augmentation: faces are left-right symmetric, and training flips them half the time)."""
+    import torch
+
+    if not flip:
+        return net(images).float()
+    both = net(torch.cat([images, images.flip(-1)])).float()  # one forward for the pair
+    return (both[: len(images)] + both[len(images):]) / 2.0
+
+
 class AttributeModel:
     """A loaded timm model plus what the app needs around it: labels, preprocessing, calibration."""
 
@@ -132,6 +143,7 @@ class AttributeModel:
         interval = config.get("age_interval") or {}
         self.interval = (float(interval.get("low", -5.0)), float(interval.get("high", 5.0)))
         self.metrics = config.get("metrics", {})
+        self.flip = bool(config.get("test_time_flip", False))  # as the model was evaluated
         data_config = timm.data.resolve_data_config(model=self.net)
         self.input_size = int(data_config["input_size"][-1])
         self.transform = timm.data.create_transform(**data_config)
@@ -167,7 +179,7 @@ class AttributeModel:
         if not crops:
             return []
         with torch.inference_mode():
-            outputs = self.net(self.batch(crops)).float()
+            outputs = forward(self.net, self.batch(crops), self.flip)
         if not self.task.is_classification:
             return [self._age(float(value)) for value in outputs[:, 0]]
         probs = torch.softmax(outputs / self.temperature, dim=-1)

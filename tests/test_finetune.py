@@ -92,6 +92,7 @@ def test_classification_folder(field_model, tiny_manifest, tiny_manifest_path, t
     assert config["label_names"] == list(FIELD_LABELS)
     assert 0.05 <= config["temperature"] <= 20
     assert set(config["metrics"]) >= {"test_accuracy", "test_macro_f1", "test_ece", "test_samples"}
+    assert config["test_time_flip"] is True  # measured with the mirror averaging the app then applies
 
     metrics = json.loads((field_model / "metrics.json").read_text())
     test = metrics["test"]

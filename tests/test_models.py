@@ -117,3 +117,32 @@ def test_crops_of_any_size_go_through_the_transform(store):
     model = store.get("gender")
     batch = model.batch([Image.new("RGB", (7, 300)), Image.new("RGB", (500, 500))])
     assert tuple(batch.shape) == (2, 3, model.input_size, model.input_size)
+
+
+def test_test_time_flip_averages_with_the_mirror_in_one_forward(tmp_path, tiny_manifest, crops):
+    """A model saved with test_time_flip (as finetune saves them) averages each crop's logits with
+    its mirror image's, in the same single forward pass."""
+    import json
+
+    folder = write_tiny_model(tmp_path / "flip", ["female", "male"], seed=3)
+    plain = AttributeModel.load(tiny_manifest.task("gender"), str(folder))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "test_time_flip": True}))
+    flipped = AttributeModel.load(tiny_manifest.task("gender"), str(folder))
+    assert flipped.flip and not plain.flip
+
+    batch = plain.batch(crops)
+    with torch.inference_mode():
+        expected = torch.softmax((plain.net(batch) + plain.net(batch.flip(-1))) / 2, dim=-1)
+    calls = []
+    handle = flipped.net.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        predictions = flipped.predict(crops)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    for prediction, row in zip(predictions, expected):
+        assert list(prediction.probs.values()) == pytest.approx(row.tolist(), abs=1e-5)
+    mirrored = flipped.predict([crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for crop in crops])
+    for a, b in zip(predictions, mirrored):  # a mirrored face gets the same answer
+        assert list(a.probs.values()) == pytest.approx(list(b.probs.values()), abs=1e-4)
