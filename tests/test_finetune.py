@@ -418,3 +418,14 @@ def test_init_from_a_model_at_another_input_size(tmp_path):
     assert torch.equal(state["blocks.0.attn.qkv.weight"], saved["blocks.0.attn.qkv.weight"])
     assert state["pos_embed"].shape != saved["pos_embed"].shape  # one position per patch: new
     assert net(torch.zeros(1, 3, size, size)).shape == (1, 2)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "finetune" / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_committed_config_parses(path, tiny_manifest):
+    from finetune.config import from_yaml
+
+    cfg = from_yaml(path)
+    assert cfg.task in tiny_manifest.tasks
+    if cfg.init_from:  # a later stage starts from the stage before it, in the task's own folder
+        assert cfg.init_from == f"models/{cfg.task}"
