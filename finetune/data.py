@@ -16,7 +16,7 @@ from datasets import (ClassLabel, Dataset, DatasetDict, Image as ImageFeature, V
                       load_from_disk)
 
 from hub.config import TaskConfig
-from hub.faces import crop_face, get_detector, load_image, prepare_cropped
+from hub.faces import crop_face, get_detector, largest_face, load_image, prepare_cropped
 
 SPLITS = ("train", "validation", "test")
 
@@ -126,8 +126,10 @@ def choose_labels(found: list[str], task: TaskConfig, drop: list[str]) -> list[s
 
 # --- cropping (the app's own code), cached --------------------------------------------------
 
-def _crop_settings_key(fingerprint: str, size: int, margin: float, grayscale: bool, detect: bool) -> str:
-    settings = json.dumps([fingerprint, size, margin, grayscale, detect, "v1"])
+def _crop_settings_key(fingerprint: str, size: int, margin: float, grayscale: bool, detect: bool,
+                       shift: float = 0.0) -> str:
+    framing = [margin, shift] if shift else margin  # a zero shift keeps the keys of earlier caches
+    settings = json.dumps([fingerprint, size, framing, grayscale, detect, "v1"])
     return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
@@ -147,12 +149,12 @@ def crop_dataset(ds: Dataset, size: int, margin: float, grayscale: bool, detect:
         faces = detector.detect(image)
         if not faces:
             return {"image": None, "readable": True, "face": False}
-        largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        return {"image": _png(crop_face(image, largest.box, size, margin, grayscale, shift)), "readable": True,
+        return {"image": _png(crop_face(image, largest_face(faces).box, size, margin, grayscale, shift)),
+                "readable": True,
                 "face": True}
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _crop_settings_key(ds._fingerprint, size, (margin, shift) if shift else margin, grayscale, detect)
+    key = _crop_settings_key(ds._fingerprint, size, margin, grayscale, detect, shift)
     features = ds.features.copy()
     features.update({"image": ImageFeature(), "readable": Value("bool"), "face": Value("bool")})
     return ds.map(crop, features=features, cache_file_name=str(cache_dir / f"{split}-{key}.arrow"),

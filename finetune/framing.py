@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from hub.config import DetectorConfig, load_manifest, read_manifest
-from hub.faces import FaceDetector, load_image
+from hub.faces import FaceDetector, largest_face, load_image
 
 PAD = 0.5         # gray border on each side, as a fraction of the image side
 MIN_SIDE = 192    # small crops (FER2013's 48 px) are enlarged first: MTCNN misses tiny faces
@@ -39,7 +39,7 @@ def measure(image: Image.Image, detector: FaceDetector) -> Framing | None:
     faces = detector.detect(canvas)
     if not faces:
         return None
-    x1, y1, x2, y2 = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])).box
+    x1, y1, x2, y2 = largest_face(faces).box
     edge = max(x2 - x1, y2 - y1)
     return Framing(margin=(max(image.size) / edge - 1.0) / 2.0,
                    shift=(pad + image.height / 2.0 - (y1 + y2) / 2.0) / edge)

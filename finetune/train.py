@@ -113,8 +113,11 @@ def create_net(cfg: TrainConfig, backbone: str, num_outputs: int, size: int):
 
     kwargs = dict(num_classes=num_outputs, drop_path_rate=cfg.drop_path, **cfg.model_kwargs)
     if cfg.init_from:  # a model of ours: same architecture, new head when the classes differ
-        if cfg.input_size and cfg.input_size != _checkpoint_size(cfg.init_from):
-            return _resized_from(cfg.init_from, size, num_outputs, kwargs)
+        from hub.models import read_model_config
+
+        config = read_model_config(Path(cfg.init_from))
+        if cfg.input_size and cfg.input_size != config["pretrained_cfg"]["input_size"][-1]:
+            return _resized_from(cfg.init_from, config, size, kwargs)
         net = timm.create_model(f"local-dir:{cfg.init_from}", pretrained=True)
         if net.num_classes != num_outputs:
             net.reset_classifier(num_outputs)
@@ -125,21 +128,14 @@ def create_net(cfg: TrainConfig, backbone: str, num_outputs: int, size: int):
         return timm.create_model(backbone, pretrained=cfg.pretrained, **kwargs)
 
 
-def _checkpoint_size(folder: str) -> int:
-    from hub.models import read_model_config
-
-    return read_model_config(Path(folder))["pretrained_cfg"]["input_size"][-1]
-
-
-def _resized_from(folder: str, size: int, num_outputs: int, kwargs: dict):
+def _resized_from(folder: str, config: dict, size: int, kwargs: dict):
     """Our model at another input size: every weight whose shape does not depend on the size (all
     but position-dependent tables, such as LeViT's attention biases) starts from the checkpoint."""
     import timm
     from safetensors.torch import load_file
 
-    from hub.models import WEIGHTS_FILE, read_model_config
+    from hub.models import WEIGHTS_FILE
 
-    config = read_model_config(Path(folder))
     model_args = {k: v for k, v in config.get("model_args", {}).items() if k != "img_size"}
     net = timm.create_model(config["architecture"], pretrained=False, img_size=size,
                             **{**model_args, **kwargs})

@@ -114,6 +114,11 @@ def crop_face(image: Image.Image, box, size: int, margin: float, grayscale: bool
     return crop
 
 
+def largest_face(faces: list[Face]) -> Face:
+    """The face with the largest box: the subject of an image that should hold one face."""
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+
 def whole_image_face(image: Image.Image) -> Face:
     """The whole photo as one face, for already-cropped data or the 'no face found' fallback."""
     return Face(index=1, box=(0.0, 0.0, float(image.width), float(image.height)), score=1.0)

@@ -29,16 +29,21 @@ def with_task(manifest: Manifest, name: str, **changes) -> Manifest:
     return dataclasses.replace(manifest, tasks=tasks)
 
 
-def test_classifier_predicts_all_crops_in_one_forward(store, crops):
-    model = store.get("gender")
-    assert store.get("gender") is model  # loaded once
+def predict_counting_forwards(model, crops):
+    """The model's predictions, and how many forward passes its net made for them."""
     calls = []
     handle = model.net.register_forward_hook(lambda *args: calls.append(1))
     try:
-        predictions = model.predict(crops)
+        return model.predict(crops), len(calls)
     finally:
         handle.remove()
-    assert len(calls) == 1 and len(predictions) == 3
+
+
+def test_classifier_predicts_all_crops_in_one_forward(store, crops):
+    model = store.get("gender")
+    assert store.get("gender") is model  # loaded once
+    predictions, forwards = predict_counting_forwards(model, crops)
+    assert forwards == 1 and len(predictions) == 3
     for prediction in predictions:
         assert isinstance(prediction, ClassPrediction)
         assert list(prediction.probs) == ["female", "male"]
@@ -134,13 +139,8 @@ def test_test_time_flip_averages_with_the_mirror_in_one_forward(tmp_path, tiny_m
     batch = plain.batch(crops)
     with torch.inference_mode():
         expected = torch.softmax((plain.net(batch) + plain.net(batch.flip(-1))) / 2, dim=-1)
-    calls = []
-    handle = flipped.net.register_forward_hook(lambda *args: calls.append(1))
-    try:
-        predictions = flipped.predict(crops)
-    finally:
-        handle.remove()
-    assert len(calls) == 1
+    predictions, forwards = predict_counting_forwards(flipped, crops)
+    assert forwards == 1
     for prediction, row in zip(predictions, expected):
         assert list(prediction.probs.values()) == pytest.approx(row.tolist(), abs=1e-5)
     mirrored = flipped.predict([crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for crop in crops])
