@@ -128,6 +128,15 @@ def create_net(cfg: TrainConfig, backbone: str, num_outputs: int, size: int):
         return timm.create_model(backbone, pretrained=cfg.pretrained, **kwargs)
 
 
+def _new_head(cfg: TrainConfig) -> bool:
+    """Whether the net's head starts untrained: from scratch, or from a model of ours for another task
+    (e.g. age from the gender model), whose head create_net replaced."""
+    if not cfg.init_from:
+        return True
+    from hub.models import read_model_config
+    return read_model_config(Path(cfg.init_from)).get("num_classes") != 1
+
+
 def _resized_from(folder: str, config: dict, size: int, kwargs: dict):
     """Our model at another input size: every weight whose shape does not depend on the size (all
     but position-dependent tables, such as LeViT's attention biases) starts from the checkpoint."""
@@ -291,7 +300,7 @@ def main(cfg: TrainConfig) -> Path | None:
 
     # 3. model
     net = create_net(cfg, backbone, 1 if regression else len(data.labels), size)
-    if regression and not cfg.init_from:
+    if regression and _new_head(cfg):
         with torch.no_grad():  # start from the mean age so early steps learn faces, not the offset
             heads = net.get_classifier()
             for head in heads if isinstance(heads, tuple) else (heads,):

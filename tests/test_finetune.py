@@ -429,3 +429,18 @@ def test_every_committed_config_parses(path, tiny_manifest):
     assert cfg.task in tiny_manifest.tasks
     if cfg.init_from:  # a later stage starts from the stage before it, in the task's own folder
         assert cfg.init_from == f"models/{cfg.task}"
+
+
+def test_age_from_a_classifier_starts_at_the_mean_age(tmp_path):
+    """An age run warm-started from another task's model gets a new head, which starts at the mean age
+    like a run from scratch; an age run from an age model keeps its trained head."""
+    from conftest import write_tiny_model
+
+    from finetune.config import parse_config
+    from finetune.train import _new_head
+
+    gender = write_tiny_model(tmp_path / "gender", ["female", "male"])
+    age = write_tiny_model(tmp_path / "age", ["years"], regression=True)
+    assert _new_head(parse_config(["--task", "age"]))
+    assert _new_head(parse_config(["--task", "age", "--init-from", str(gender)]))
+    assert not _new_head(parse_config(["--task", "age", "--init-from", str(age)]))
