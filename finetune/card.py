@@ -202,6 +202,12 @@ def _groups(task: TaskConfig, metrics: dict) -> str:
     return "\n\n".join(parts)
 
 
+def _start(cfg) -> str:
+    if cfg.init_from:
+        return f"continued from our model `{cfg.init_from}`"
+    return "ImageNet-pretrained" if cfg.pretrained else "random init"
+
+
 def render(task: TaskConfig, cfg, metrics: dict, data, repo_id: str | None = None) -> str:
     from huggingface_hub import ModelCard
 
@@ -283,7 +289,7 @@ detected face (listed in `no_face.log`; {no_face} in total).
 
 ## Training procedure
 
-Backbone `{cfg.model}` ({"ImageNet-pretrained" if cfg.pretrained else "random init"}), fine-tuned
+Backbone `{cfg.model}` ({_start(cfg)}), fine-tuned
 {cfg.epochs} epoch(s) at most with early stopping on the validation {"accuracy" if task.is_classification
 else "MAE"}; best epoch {training.get("best_epoch", "?")}; {training.get("train_speed_img_per_s", "?")}
 images/s in the last epoch. The resolved configuration (`train_config.yaml`; rerun it with

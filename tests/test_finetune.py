@@ -444,3 +444,12 @@ def test_age_from_a_classifier_starts_at_the_mean_age(tmp_path):
     assert _new_head(parse_config(["--task", "age"]))
     assert _new_head(parse_config(["--task", "age", "--init-from", str(gender)]))
     assert not _new_head(parse_config(["--task", "age", "--init-from", str(age)]))
+
+
+@pytest.mark.parametrize("args, says", [([], "random init"), (["--pretrained"], "ImageNet-pretrained"),
+                                        (["--init-from", "models/age"], "continued from our model `models/age`")])
+def test_card_says_where_training_started(args, says):
+    from finetune.card import _start
+    from finetune.config import parse_config
+
+    assert _start(parse_config(["--task", "gender", "--no-pretrained", *args])) == says
