@@ -25,7 +25,8 @@ test: venv
 bench: venv
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-# Stage 1 from scratch, then the later stages (<task>-2.yaml, ...) each starting from the one before.
-MODEL_STAGES ?= gender gender-2 gender-3 age age-2 age-3 mood mood-2
+# Stage 1 from scratch, then the later stages (<task>-2.yaml, ...) each starting from the one before
+# (age-4 goes through two gender cycles written to runs/age-via-gender, then back to age).
+MODEL_STAGES ?= gender gender-2 gender-3 age age-2 age-3 age-4-via-gender-1 age-4-via-gender-2 age-4 mood mood-2
 models: venv
 	for stage in $(MODEL_STAGES); do $(BIN)/python -m finetune --config finetune/configs/$$stage.yaml || exit 1; done

@@ -420,15 +420,35 @@ def test_init_from_a_model_at_another_input_size(tmp_path):
     assert net(torch.zeros(1, 3, size, size)).shape == (1, 2)
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "finetune" / "configs").glob("*.yaml")),
-                         ids=lambda p: p.name)
+CONFIGS = sorted((Path(__file__).parent.parent / "finetune" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_committed_config_parses(path, tiny_manifest):
     from finetune.config import from_yaml
 
     cfg = from_yaml(path)
     assert cfg.task in tiny_manifest.tasks
-    if cfg.init_from:  # a later stage starts from the stage before it, in the task's own folder
-        assert cfg.init_from == f"models/{cfg.task}"
+    if cfg.init_from:  # a later stage starts from a default model, or from an earlier stage's --output
+        outputs = {from_yaml(other).output for other in CONFIGS} - {None}
+        assert cfg.init_from in {f"models/{task}" for task in tiny_manifest.tasks} | outputs
+
+
+def test_make_models_runs_each_stage_after_the_one_it_starts_from():
+    """`make models` must train a stage's init_from before the stage itself."""
+    import re
+
+    from finetune.config import from_yaml
+
+    root = Path(__file__).parent.parent
+    stages = re.search(r"^MODEL_STAGES \?= (.+)$", (root / "Makefile").read_text(), re.M).group(1).split()
+    assert {f"{stage}.yaml" for stage in stages} <= {path.name for path in CONFIGS}
+    written: set[str] = set()
+    for stage in stages:
+        cfg = from_yaml(root / "finetune" / "configs" / f"{stage}.yaml")
+        if cfg.init_from:
+            assert cfg.init_from in written, f"{stage} starts from {cfg.init_from}, not written yet"
+        written.add(cfg.output or f"models/{cfg.task}")
 
 
 def test_age_from_a_classifier_starts_at_the_mean_age(tmp_path):
