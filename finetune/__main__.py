@@ -1,6 +1,7 @@
 """`python -m finetune --task mood [--config YAML] [flags]` trains; `python -m finetune evaluate MODEL_DIR
 --data ...` evaluates any model folder of ours on any data; `python -m finetune framing --task age`
-measures how pre-cropped training images frame their faces (spaces.yaml's crop_margin/crop_shift)."""
+measures how pre-cropped training images frame their faces (spaces.yaml's crop_margin/crop_shift);
+`python -m finetune convert SRC --out DIR` turns the face-pretrained TF.js backbone into a model folder."""
 from __future__ import annotations
 
 import sys
@@ -11,6 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["evaluate"]:
         from .evaluate import main as evaluate_main
         return evaluate_main(argv[1:])
+    if argv[:1] == ["convert"]:
+        from .convert import main as convert_main
+        return convert_main(argv[1:])
     if argv[:1] == ["framing"]:
         from .framing import main as framing_main
         return framing_main(argv[1:])

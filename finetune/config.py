@@ -31,6 +31,9 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra timm create_model "
                                          "arguments, e.g. --model-kwargs stem_type=s8"})
     drop_path: float = 0.0
+    freeze_bn: Optional[bool] = field(default=None, metadata={"help": "keep batch-norm statistics fixed while "
+                                      "training; default: what the --init-from model's config.json says "
+                                      "(converted backbones have folded norms)"})
     # preprocessing
     detect_faces: Optional[bool] = field(default=None, metadata={"help": "run MTCNN crops; default: not for "
                                          "data the manifest marks as already cropped"})

@@ -348,6 +348,19 @@ def resolved_config(cfg, task: TaskConfig, output: Path):
         resume=False)
 
 
+def _inherited(cfg) -> dict:
+    """What a model started from another keeps in config.json: where its weights came from, and
+    whether its norms stay frozen when it is trained again."""
+    from .train import uses_frozen_bn
+    kept = {"freeze_bn": True} if uses_frozen_bn(cfg) else {}
+    if cfg.init_from:
+        from hub.models import read_model_config
+        source = read_model_config(Path(cfg.init_from)).get("pretrained_from")
+        if source:
+            kept["pretrained_from"] = source
+    return kept
+
+
 def finish_training(net, data, task: TaskConfig, cfg, output, device, *, val_loader, test_loader,
                     train_speed: float, best_epoch: int) -> Path:
     """Calibrate on validation, measure on test, write the model folder (+ metrics, figures, card), push."""
@@ -393,7 +406,7 @@ def finish_training(net, data, task: TaskConfig, cfg, output, device, *, val_loa
 
     save_checkpoint(net, output, labels=list(data.labels), input_size=resolved.input_size,
                     extra={"task": task.name, "kind": task.kind, **calibration, "test_time_flip": cfg.test_flip,
-                           "metrics": metrics["headline"]},
+                           "metrics": metrics["headline"], **_inherited(cfg)},
                     dtype=cfg.save_dtype)
     (output / "metrics.json").write_text(to_json(metrics))
     save_config(resolved, output / "train_config.yaml")

@@ -117,7 +117,9 @@ def create_net(cfg: TrainConfig, backbone: str, num_outputs: int, size: int):
 
         config = read_model_config(Path(cfg.init_from))
         if cfg.input_size and cfg.input_size != config["pretrained_cfg"]["input_size"][-1]:
-            return _resized_from(cfg.init_from, config, size, kwargs)
+            net = _resized_from(cfg.init_from, config, size, kwargs)
+            if net is not None:
+                return net
         net = timm.create_model(f"local-dir:{cfg.init_from}", pretrained=True)
         if net.num_classes != num_outputs:
             net.reset_classifier(num_outputs)
@@ -139,15 +141,19 @@ def _new_head(cfg: TrainConfig) -> bool:
 
 def _resized_from(folder: str, config: dict, size: int, kwargs: dict):
     """Our model at another input size: every weight whose shape does not depend on the size (all
-    but position-dependent tables, such as LeViT's attention biases) starts from the checkpoint."""
+    but position-dependent tables, such as LeViT's attention biases) starts from the checkpoint.
+    None for architectures without a fixed size."""
     import timm
     from safetensors.torch import load_file
 
     from hub.models import WEIGHTS_FILE
 
     model_args = {k: v for k, v in config.get("model_args", {}).items() if k != "img_size"}
-    net = timm.create_model(config["architecture"], pretrained=False, img_size=size,
-                            **{**model_args, **kwargs})
+    try:
+        net = timm.create_model(config["architecture"], pretrained=False, img_size=size,
+                                **{**model_args, **kwargs})
+    except TypeError:  # a convnet takes any input size: the checkpoint loads as it is
+        return None
     own = net.state_dict()
     saved = load_file(str(Path(folder) / WEIGHTS_FILE))
     fits = {k: v.to(own[k].dtype) for k, v in saved.items() if k in own and v.shape == own[k].shape}
@@ -155,6 +161,25 @@ def _resized_from(folder: str, config: dict, size: int, kwargs: dict):
     print(f"[init] {folder} at {size}px: {len(fits)} of {len(own)} tensors loaded; new: "
           f"{sorted({k.rsplit('.', 1)[-1] for k in own if k not in fits})}")
     return net
+
+
+def uses_frozen_bn(cfg: TrainConfig) -> bool:
+    """Whether batch norms keep their statistics: asked for, or inherited from the --init-from model
+    (a converted backbone's norms hold folded weights that batch statistics would undo)."""
+    if cfg.freeze_bn is not None:
+        return cfg.freeze_bn
+    if not cfg.init_from:
+        return False
+    from hub.models import read_model_config
+    return bool(read_model_config(Path(cfg.init_from)).get("freeze_bn", False))
+
+
+def train_mode(model, frozen_bn: bool) -> None:
+    model.train()
+    if frozen_bn:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 def backbone_stages(net) -> list[torch.nn.Module]:
@@ -307,6 +332,7 @@ def main(cfg: TrainConfig) -> Path | None:
                 linear = getattr(head, "linear", head)  # LeViT's NormLinear keeps its bias in .linear
                 linear.bias.fill_(float(np.mean(data.splits["train"]["label"])))
     net.to(device)
+    frozen_bn = uses_frozen_bn(cfg)
     log(f"[model] {backbone} {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M params, {size}px, {device}")
     train_loader = make_loader(data.splits["train"], train_transform(net, cfg, size), cfg, regression, True, world)
     val_loader = make_loader(data.splits["validation"], eval_transform(net, size), cfg, regression, False, world)
@@ -357,7 +383,7 @@ def main(cfg: TrainConfig) -> Path | None:
             step = 0
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
-        model.train()
+        train_mode(model, frozen_bn)
         started, seen, total = time.time(), 0, 0.0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0 or not cfg.progress,
                    leave=False)
