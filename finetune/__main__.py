@@ -8,7 +8,15 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from .errors import DataError
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except DataError as error:  # bad data: the message says what to change, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str]) -> int:
     if argv[:1] == ["evaluate"]:
         from .evaluate import main as evaluate_main
         return evaluate_main(argv[1:])

@@ -31,12 +31,12 @@ class DataTerms:
 
 
 UTKFACE = DataTerms(
-    "UTKFace", "tiennv/utkface", "utkface-non-commercial-research", "https://susanqq.github.io/UTKFace/",
+    "UTKFace", None, "utkface-non-commercial-research", "https://susanqq.github.io/UTKFace/",
     "UTKFace is available for non-commercial research purposes only, and the copyright of its images "
     "belongs to their owners. This model was trained on it and inherits those terms: **non-commercial "
     "research use only**.")
 FER2013 = DataTerms(
-    "FER2013", "Jeneral/fer-2013", "fer2013-research",
+    "FER2013", None, "fer2013-research",
     "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge",
     "FER2013 was released for the ICML 2013 representation-learning challenge, for research. Its images "
     "were collected from web searches; their copyright belongs to their owners. This model inherits those "
@@ -47,13 +47,17 @@ def data_terms(task: TaskConfig, source: str | None) -> DataTerms:
     """Which dataset (and so which licence) a model was trained on, from the data source and the manifest."""
     spec = task.dataset
     names = [source or ""]
-    if not source or source in (spec.path, spec.id):  # the manifest's data: its Hub id names it
+    repo = (source or "").partition("@")[0]
+    own = not source or source == spec.path or repo == spec.id
+    if own:  # the manifest's data (its local copy or its Hub dataset): its Hub id names it
         names.append(spec.id or "")
+    hub_id = spec.id if own else (repo if re.fullmatch(r"[\w.-]+/[\w.-]+", repo) and not Path(repo).exists()
+                                  else None)
     text = " ".join(names).lower()
     if "utkface" in text:
-        return UTKFACE
+        return dataclasses.replace(UTKFACE, hub_id=hub_id)
     if re.search(r"fer[-_]?2013", text):
-        return FER2013
+        return dataclasses.replace(FER2013, hub_id=hub_id)
     name = Path(str(source)).name if source else "user-supplied data"
     return DataTerms(name, None, "unknown-training-data", None,
                      "This model was trained on images supplied by its user, whose licence is unknown here. "

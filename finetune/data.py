@@ -18,11 +18,10 @@ from datasets import (ClassLabel, Dataset, DatasetDict, Image as ImageFeature, V
 from hub.config import TaskConfig
 from hub.faces import crop_face, get_detector, largest_face, load_image, prepare_cropped
 
+from . import hub_datasets
+from .errors import DataError  # noqa: F401 - raised here, and imported from here by callers
+
 SPLITS = ("train", "validation", "test")
-
-
-class DataError(ValueError):
-    """The data cannot train this task; the message says what to fix."""
 
 
 @dataclass
@@ -61,8 +60,8 @@ def read_source(source: str, config_name: str | None = None) -> DatasetDict:
             # labels from the folder names even for one class (so that case fails with a clear message)
             return load_dataset("imagefolder", data_dir=str(path), drop_labels=False)
         raise DataError(f"{path}: no parquet/arrow files, class folders or index.csv found")
-    if "/" in source and not source.startswith((".", "/")):
-        return load_dataset(source, config_name)  # a Hub id: needs the network (or the local HF cache)
+    if hub_datasets.is_hub_id(source):
+        return hub_datasets.load(source, config_name)  # needs the network (or the local HF cache)
     raise DataError(f"{source}: no such file or folder")
 
 
@@ -197,12 +196,14 @@ def load_task_data(task: TaskConfig, source: str | None = None, *, image_column:
                    margin: float = 0.2, drop_classes=(), split=(0.7, 0.2, 0.1), seed: int = 0,
                    max_samples: int | None = None, cache_dir: str | Path = ".cache/finetune") -> TaskData:
     spec = task.dataset
-    source = source or spec.path or spec.id
-    if not source:
-        raise DataError(f"no data for task {task.name}: pass --data")
+    source = source or hub_datasets.default_source(spec)
     raw = read_source(source, spec.config)
     image_column = image_column or spec.image_column
     label_column = label_column or spec.label_column
+    if hub_datasets.is_hub_id(source):  # the manifest's split and class names apply to its own dataset
+        own = hub_datasets.split_revision(source)[0] == spec.id
+        raw = hub_datasets.conform(raw, task, image_column, label_column, splits=spec.splits if own else None,
+                                   label_names=spec.label_names if own else ())
     size = size or task.input_size
     detect = (not spec.already_cropped) if detect is None else detect
     margin = task.crop_margin if task.crop_margin is not None else margin

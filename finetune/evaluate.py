@@ -339,9 +339,10 @@ def _plain_loader(loader):
 
 def resolved_config(cfg, task: TaskConfig, output: Path):
     """The TrainConfig with the manifest's defaults filled in, so the YAML alone reproduces the run."""
+    from .hub_datasets import default_source
     spec = task.dataset
     return dataclasses.replace(
-        cfg, data=cfg.data or spec.path or spec.id, model=cfg.model or task.backbone,
+        cfg, data=cfg.data or default_source(spec), model=cfg.model or task.backbone,
         input_size=cfg.input_size or task.input_size, output=str(output),
         image_column=cfg.image_column or spec.image_column, label_column=cfg.label_column or spec.label_column,
         detect_faces=(not spec.already_cropped) if cfg.detect_faces is None else cfg.detect_faces,
@@ -481,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .config import TrainConfig, from_yaml
     from .data import SPLITS, DataError, load_task_data
+    from .hub_datasets import default_source
     from .train import TorchFaces, run_inference
 
     args = build_parser().parse_args(argv)
@@ -498,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     model = AttributeModel.load(task, str(folder))
     regression = not task.is_classification
 
-    source = args.data or trained.data or task.dataset.path or task.dataset.id
+    source = args.data or trained.data or default_source(task.dataset)
     data = load_task_data(
         task, source, image_column=args.image_column or trained.image_column,
         label_column=args.label_column or trained.label_column, size=model.input_size,

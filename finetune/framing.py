@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from .data import read_source
+    from .hub_datasets import default_source
 
     manifest = read_manifest(args.manifest) if args.manifest else load_manifest()
     task = manifest.task(args.task)
-    source = args.data or (manifest.resolve(task.dataset.path) if task.dataset.path else task.dataset.id)
+    source = args.data or default_source(task.dataset, manifest.root)
     train = read_source(str(source), task.dataset.config)["train"]
     column = args.image_column or task.dataset.image_column
     sample = train.shuffle(seed=0).select(range(min(args.limit, len(train))))

@@ -38,6 +38,9 @@ class DatasetSpec:
     id: str | None = None
     path: str | None = None
     config: str | None = None
+    revision: str | None = None                  # Hub only: the commit to load
+    splits: dict[str, str] = field(default_factory=dict)  # Hub only: our split name -> the dataset's
+    label_names: tuple[str, ...] = ()            # class names of an integer label column, in id order
     image_column: str = "image"
     label_column: str = "label"
     group_columns: tuple[str, ...] = ()
@@ -167,11 +170,24 @@ def _parse_dataset(raw: Any, where: str) -> DatasetSpec:
         id=_optional(raw, "id", where, str, None),
         path=_optional(raw, "path", where, str, None),
         config=_optional(raw, "config", where, str, None),
+        revision=_optional(raw, "revision", where, str, None),
+        splits=_split_names(raw, where),
+        label_names=tuple(_check(v, f"{where}.label_names[{i}]", str)
+                          for i, v in enumerate(_optional(raw, "label_names", where, list, []))),
         image_column=_optional(raw, "image_column", where, str, "image"),
         label_column=_optional(raw, "label_column", where, str, "label"),
         group_columns=tuple(_optional(raw, "group_columns", where, list, [])),
         already_cropped=_optional(raw, "already_cropped", where, bool, False),
     )
+
+
+def _split_names(raw: dict, where: str) -> dict[str, str]:
+    splits = _optional(raw, "splits", where, dict, {})
+    for ours, theirs in splits.items():
+        if ours not in ("train", "validation", "test"):
+            raise ManifestError(f"{where}.splits.{ours}: must be train, validation or test")
+        _check(theirs, f"{where}.splits.{ours}", str)
+    return dict(splits)
 
 
 def _parse_bands(raw: list, where: str) -> tuple[AgeBand, ...]:
