@@ -71,15 +71,18 @@ def load(source: str, config_name: str | None = None) -> DatasetDict:
 def _hub(repo: str, config_name: str | None, revision: str | None) -> DatasetDict:
     try:
         loaded = load_dataset(repo, config_name, revision=revision)
-    except ConnectionError as error:
-        raise DataError(f"{repo}: the Hugging Face Hub could not be reached to download it ({_plain(error)}). "
-                        f"Connect to the network once (the download is cached), or pass --data with a local "
-                        f"copy") from None
+    except ConnectionError:
+        from huggingface_hub import constants
+        why = "offline mode is on: HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "no connection"
+        raise DataError(f"{repo}: the Hugging Face Hub could not be reached to download it ({why}). Connect to "
+                        f"the network once (the download is cached), or pass --data with a local copy") from None
     return loaded if isinstance(loaded, DatasetDict) else DatasetDict(train=loaded)
 
 
 def _plain(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else "no reason given"
+    """The first line of a library's message, without the exception class names some of them carry."""
+    text = re.sub(r"\s*\([A-Z][A-Za-z]+\)", "", str(error).strip())
+    return text.splitlines()[0] if text else "no reason given"
 
 
 # --- checking -----------------------------------------------------------------------------------

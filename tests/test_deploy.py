@@ -140,7 +140,7 @@ def test_readme_front_matter_is_a_valid_space_config(built, tiny_manifest):
     assert config["short_description"] == space.short_description
     assert len(config["short_description"]) <= 60
     assert config["pinned"] is False
-    assert sorted(config["datasets"]) == ["Jeneral/fer-2013", "tiennv/utkface"]  # once each
+    assert sorted(config["datasets"]) == ["Aaryan333/fer2013_train_publicTest_privateTest", "nu-delta/utkface"]  # once each
     assert "models" not in config and "preload_from_hub" not in config  # all models are in the folder
 
 
