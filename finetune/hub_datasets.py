@@ -52,7 +52,7 @@ def load(source: str, config_name: str | None = None) -> DatasetDict:
     repo, revision = split_revision(source)
     try:
         return _hub(repo, config_name, revision)
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:  # datasets >= 4 and 3.x say it differently
         if not any(text in str(error) for text in SCRIPT_REFUSED):
             raise
         script = str(error).rsplit(" ", 1)[-1] if "found" in str(error) else "a loading script"
@@ -153,6 +153,10 @@ def _check_columns(features, task: TaskConfig, image_column: str, label_column: 
         raise DataError(f"{'; '.join(problems)}. {found}")
 
 
+def _folded(names) -> list[str]:
+    return [name.casefold() for name in names]
+
+
 def _is_int(feature) -> bool:
     return isinstance(feature, Value) and re.fullmatch(r"u?int\d+", feature.dtype) is not None
 
@@ -180,7 +184,7 @@ def _name_classes(raw: DatasetDict, task: TaskConfig, column: str, label_names: 
         names = list(feature.names)
     else:  # integer ids: the manifest names them (its dataset.label_names, else its labels in order)
         names = list(label_names or task.labels)
-        if isinstance(feature, ClassLabel) and [n.casefold() for n in feature.names] != [n.casefold() for n in names]:
+        if isinstance(feature, ClassLabel) and _folded(feature.names) != _folded(names):
             print(f"[data] the data names its classes {feature.names}; the manifest's dataset.label_names "
                   f"({names}) are used instead")
         ids = sorted({int(v) for part in raw.values() for v in part.unique(column) if v is not None})
