@@ -1,5 +1,5 @@
 # make demo: the app on http://127.0.0.1:7860   make test: the test suite (offline, CPU)
-# make models: retrain the default models in models/, every stage in order (hours on 2 CPU cores)
+# make models: retrain the default models in models/ from their recipes (finetune/recipes.yaml; hours on 2 CPU cores)
 # make bench: the speed table (benchmarks/README.md); BENCH_ARGS='--section e2e --runs 50'
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,8 +25,8 @@ test: venv
 bench: venv
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-# Stage 1 from scratch, then the later stages (<task>-2.yaml, ...) each starting from the one before
-# (age-4 goes through two gender cycles written to runs/age-via-gender, then back to age).
-MODEL_STAGES ?= gender gender-2 gender-3 age age-2 age-3 age-4-via-gender-1 age-4-via-gender-2 age-4 mood mood-2
+# Each task's recipe: its stages in order (done ones skipped, an interrupted one resumed), the last published
+# to models/<task>. The tasks whose data is in ../shared; `make models MODEL_TASKS=mood` for one.
+MODEL_TASKS ?= gender age mood
 models: venv
-	for stage in $(MODEL_STAGES); do $(BIN)/python -m finetune --config finetune/configs/$$stage.yaml || exit 1; done
+	$(BIN)/python -m finetune recipe $(MODEL_TASKS)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hub.config import TaskConfig, load_manifest
+from hub.config import TaskConfig, hub_ref, load_manifest
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # must precede any keras import: no TensorFlow here
 
@@ -109,7 +109,7 @@ def load_ours(task: TaskConfig):
     manifest = load_manifest()
     for location in task.models:
         folder = manifest.resolve(location)
-        if Path(folder).is_dir() or location.startswith("hf-hub:"):
+        if Path(folder).is_dir() or hub_ref(location):
             return AttributeModel.load(task, folder)
     print(f"ours: no model at {task.models[0]}")
     return None
@@ -117,10 +117,11 @@ def load_ours(task: TaskConfig):
 
 def predict_ours(model, task: TaskConfig, images: list[Image.Image], batch_size: int = 128) -> list:
     """Top class (never "uncertain": accuracy needs a guess) or years, on the app's own crops."""
-    from hub.faces import prepare_cropped
+    from hub.faces import crop_spec
+    spec = crop_spec(task, load_manifest().detector)  # as in training: these images already are face crops
     outputs = []
     for start in range(0, len(images), batch_size):
-        crops = [prepare_cropped(img, task.input_size, task.grayscale) for img in images[start:start + batch_size]]
+        crops = [spec.prepare(img, model.input_size) for img in images[start:start + batch_size]]
         for prediction in model.predict(crops):
             if task.is_classification:
                 outputs.append(max(prediction.probs, key=prediction.probs.get))

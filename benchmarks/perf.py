@@ -8,7 +8,8 @@ Sections (each a function returning rows: section, measure, value, note):
   throughput  `python -m hub predict FOLDER --json` over ~50 photos, images/s
   startup     `python app.py` to the first answered request; import time of hub / hub.predict
   hardware    achieved GFLOP/s of the model forwards / a large fp32 matmul's GFLOP/s
-  training    `python -m finetune` images/s per default config (from runs/<task>.log)
+  training    `python -m finetune` images/s per default model's recipe stage (from runs/<task>.log while
+              training runs)
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def print_table(rows: list[Row]) -> None:
 
 def training_running() -> bool:
     try:
-        out = subprocess.run(["pgrep", "-f", "finetune --config"], capture_output=True, text=True)
+        out = subprocess.run(["pgrep", "-f", "python.* -m finetune"], capture_output=True, text=True)
     except FileNotFoundError:
         return False
     return bool(out.stdout.strip())
@@ -143,7 +144,7 @@ def prepare_manifest(work: Path, force_stand_in: bool) -> tuple[Path, list[str]]
     import timm
     import yaml
 
-    from hub.config import DEFAULT_MANIFEST
+    from hub.config import DEFAULT_MANIFEST, hub_ref
     from hub.models import save_checkpoint
 
     source = Path(os.environ.get("HUB_MANIFEST") or DEFAULT_MANIFEST)
@@ -151,7 +152,7 @@ def prepare_manifest(work: Path, force_stand_in: bool) -> tuple[Path, list[str]]
     stand_in = []
     for name in DEFAULT_TASKS:
         task = raw["tasks"][name]
-        real = [source.parent / loc for loc in task["models"] if not loc.startswith("hf-hub:")]
+        real = [source.parent / loc for loc in task["models"] if not hub_ref(loc)]
         if not force_stand_in and any(model_ready(p) for p in real):
             task["models"] = [str(next(p for p in real if model_ready(p)).resolve())]
             continue
@@ -164,7 +165,7 @@ def prepare_manifest(work: Path, force_stand_in: bool) -> tuple[Path, list[str]]
         stand_in.append(name)
     for name, task in raw["tasks"].items():  # other tasks keep their locations, made absolute
         if name not in DEFAULT_TASKS:
-            task["models"] = [loc if loc.startswith("hf-hub:") else str((source.parent / loc).resolve())
+            task["models"] = [loc if hub_ref(loc) else str((source.parent / loc).resolve())
                               for loc in task["models"]]
         for key in ("path",):
             spec = task.get("dataset", {})
@@ -522,13 +523,19 @@ EPOCH_LINE = re.compile(r"\[epoch (\d+)\].*?(\d+) img/s")
 
 
 def section_training(ctx: Context) -> list[Row]:
+    """Each default model's published recipe stage (finetune/recipes.yaml) for one epoch of 2048 faces,
+    started from the default model itself (same architecture and size, so the same speed)."""
+    from finetune.recipe import load_recipes, stage_options
+    from finetune.recipe_run import command_line
     from hub.config import read_manifest
 
     manifest = read_manifest(ctx.manifest_path)
+    recipes = load_recipes(manifest)
     rows = []
     running = training_running()
     for name in DEFAULT_TASKS:
-        config = ROOT / "finetune" / "configs" / f"{name}.yaml"
+        recipe = recipes[name]
+        label = f"finetune {name} (recipe stage {recipe.publish})"
         if running:  # the cores are taken: quote the running logs instead of measuring a slowed run
             log = ROOT / "runs" / f"{name}.log"
             speeds = [int(m.group(2)) for m in EPOCH_LINE.finditer(log.read_text(errors="replace"))] \
@@ -536,21 +543,25 @@ def section_training(ctx: Context) -> list[Row]:
             value = f"{statistics.median(speeds):.0f} img/s" if speeds else "n/a"
             note = (f"median of {len(speeds)} epochs in runs/{log.name}, while training shared the cores"
                     if speeds else f"no finished epoch in runs/{log.name}, and training is running")
-            rows.append(Row("training", f"finetune {name} ({config.name})", value, note))
+            rows.append(Row("training", label, value, note))
             continue
-        data = manifest.resolve(manifest.task(name).dataset.path or "")
-        if not Path(data).exists():
-            rows.append(Row("training", f"finetune {name}", "n/a", f"no data at {data}"))
+        task = manifest.task(name)
+        data = manifest.resolve(task.dataset.path or "")
+        start = Path(manifest.resolve(task.models[0]))
+        if not Path(data).exists() or not model_ready(start):
+            missing = f"no data at {data}" if not Path(data).exists() else f"no trained model at {start} to start from"
+            rows.append(Row("training", label, "n/a", missing))
             continue
         out = ctx.work / "train" / name
-        command = [sys.executable, "-m", "finetune", "--config", str(config), "--max-samples", "2048",
-                   "--epochs", "1", "--output", str(out), "--state-dir", str(out / "state"), "--no-progress",
-                   "--no-resume", "--manifest", str(ctx.manifest_path)]
+        options = {**stage_options(recipe.stage(recipe.publish), name), "max_samples": 2048, "epochs": 1,
+                   "init_from": str(start), "output": str(out), "state_dir": str(out / "state"),
+                   "progress": False, "manifest": str(ctx.manifest_path)}
+        command = [sys.executable, "-m", "finetune", *command_line(options).split()]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=ctx.env())
         found = EPOCH_LINE.findall(done.stdout + done.stderr)
-        rows.append(Row("training", f"finetune {name} ({config.name}, 1 epoch of 2048)",
-                        f"{found[-1][1]} img/s" if found else "failed",
-                        "CPU, the config's threads and batch; includes warm-up" if found else (done.stderr.strip().splitlines() or ["?"])[-1][:90]))
+        rows.append(Row("training", f"{label}, 1 epoch of 2048", f"{found[-1][1]} img/s" if found else "failed",
+                        "CPU, the stage's threads and batch; includes warm-up" if found else
+                        (done.stderr.strip().splitlines() or ["?"])[-1][:90]))
     return rows
 
 

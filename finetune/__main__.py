@@ -1,33 +1,41 @@
-"""`python -m finetune --task mood [--config YAML] [flags]` trains; `python -m finetune evaluate MODEL_DIR
---data ...` evaluates any model folder of ours on any data; `python -m finetune framing --task age`
-measures how pre-cropped training images frame their faces (spaces.yaml's crop_margin/crop_shift);
-`python -m finetune convert SRC --out DIR` turns the face-pretrained TF.js backbone into a model folder."""
+"""`python -m finetune --task mood [--config YAML] [flags]` trains one model;
+`python -m finetune recipe TASK...` runs a task's recipe of stages (finetune/recipes.yaml: the default models);
+`python -m finetune evaluate MODEL_DIR --data ...` evaluates any model folder of ours on any data;
+`python -m finetune framing --task age` measures how pre-cropped training images frame their faces
+(spaces.yaml's crop_margin/crop_shift); `python -m finetune convert SRC --out DIR` turns the face-pretrained
+TF.js backbone into a model folder."""
 from __future__ import annotations
 
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
     from .errors import DataError
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
-    except DataError as error:  # bad data: the message says what to change, no traceback
+    except (ConfigError, DataError) as error:  # bad data or settings: the message says what to change
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def _run(argv: list[str]) -> int:
-    if argv[:1] == ["evaluate"]:
+    command, rest = (argv[0] if argv else ""), argv[1:]
+    if command == "recipe":
+        from .recipe_run import main as recipe_main
+        return recipe_main(rest)
+    if command == "evaluate":
         from .evaluate import main as evaluate_main
-        return evaluate_main(argv[1:])
-    if argv[:1] == ["convert"]:
+        return evaluate_main(rest)
+    if command == "convert":
         from .convert import main as convert_main
-        return convert_main(argv[1:])
-    if argv[:1] == ["framing"]:
+        return convert_main(rest)
+    if command == "framing":
         from .framing import main as framing_main
-        return framing_main(argv[1:])
+        return framing_main(rest)
     from .config import parse_config
     from .train import main as train_main
+
     train_main(parse_config(argv))
     return 0
 

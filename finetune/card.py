@@ -1,78 +1,53 @@
 """The model card (README.md) written beside every trained model: Hub metadata + what the model is for.
 
-Licence choice: the weights inherit the terms of their training data.
-- UTKFace (gender, age): non-commercial research only -> `license: other`, `license_name:
-  utkface-non-commercial-research`, linking to the UTKFace page.
-- FER2013 (mood): released for research (ICML 2013 challenge) -> `license: other`, `license_name:
-  fer2013-research`, linking to the challenge page.
-- Anything else (the user's own folder, e.g. field of study): `license: other`, `license_name:
-  unknown-training-data`: the card says the terms follow the images, which only their owner knows.
+The weights inherit the terms of their training data: the manifest's dataset brings its licence
+(`licences:` in spaces.yaml); other data (the user's own folder) gets `license_name: unknown-training-data`,
+and the card says that the terms follow the images, which only their owner knows.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import yaml
 
-from hub.config import TaskConfig
+from hub.config import DataLicence, TaskConfig, hub_ref
+
+from .settings import Settings
 
 PROJECT = "face-attribute-hub"
 
 
-@dataclasses.dataclass(frozen=True)
-class DataTerms:
-    name: str
-    hub_id: str | None
-    license_name: str
-    license_link: str | None
-    terms: str
+def data_terms(settings: Settings) -> DataLicence:
+    """The licence of the data a model was trained on: the manifest's, or unknown for other data."""
+    if settings.data.licence:
+        return settings.data.licence
+    name = Path(settings.data.source).name or "user-supplied data"
+    return DataLicence(name=name, license_name="unknown-training-data", terms=(
+        "This model was trained on images supplied by its user, whose licence is unknown here. The weights "
+        "inherit whatever terms those images carry (and the rights of the people shown): check them before "
+        "sharing or using the model. Until then, treat it as **research use only**."))
 
 
-UTKFACE = DataTerms(
-    "UTKFace", None, "utkface-non-commercial-research", "https://susanqq.github.io/UTKFace/",
-    "UTKFace is available for non-commercial research purposes only, and the copyright of its images "
-    "belongs to their owners. This model was trained on it and inherits those terms: **non-commercial "
-    "research use only**.")
-FER2013 = DataTerms(
-    "FER2013", None, "fer2013-research",
-    "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge",
-    "FER2013 was released for the ICML 2013 representation-learning challenge, for research. Its images "
-    "were collected from web searches; their copyright belongs to their owners. This model inherits those "
-    "terms: **research use only**.")
+def _hub_dataset(settings: Settings) -> str | None:
+    """The Hub dataset a model was trained on: the manifest's (also when read from its local copy), or the
+    Hub id passed as --data."""
+    from .hub_datasets import is_hub_id, split_revision
 
-
-def data_terms(task: TaskConfig, source: str | None) -> DataTerms:
-    """Which dataset (and so which licence) a model was trained on, from the data source and the manifest."""
-    spec = task.dataset
-    names = [source or ""]
-    repo = (source or "").partition("@")[0]
-    own = not source or source == spec.path or repo == spec.id
-    if own:  # the manifest's data (its local copy or its Hub dataset): its Hub id names it
-        names.append(spec.id or "")
-    hub_id = spec.id if own else (repo if re.fullmatch(r"[\w.-]+/[\w.-]+", repo) and not Path(repo).exists()
-                                  else None)
-    text = " ".join(names).lower()
-    if "utkface" in text:
-        return dataclasses.replace(UTKFACE, hub_id=hub_id)
-    if re.search(r"fer[-_]?2013", text):
-        return dataclasses.replace(FER2013, hub_id=hub_id)
-    name = Path(str(source)).name if source else "user-supplied data"
-    return DataTerms(name, None, "unknown-training-data", None,
-                     "This model was trained on images supplied by its user, whose licence is unknown here. "
-                     "The weights inherit whatever terms those images carry (and the rights of the people "
-                     "shown): check them before sharing or using the model. Until then, treat it as "
-                     "**research use only**.")
+    if settings.data.from_manifest:
+        return settings.task.dataset.id
+    return split_revision(settings.data.source)[0] if is_hub_id(settings.data.source) else None
 
 
 # --- metadata ---------------------------------------------------------------------------------------
 
-def card_data(task: TaskConfig, cfg, metrics: dict, repo_id: str | None, terms: DataTerms):
+def card_data(settings: Settings, metrics: dict, repo_id: str | None, terms: DataLicence):
     from huggingface_hub import EvalResult, ModelCardData
 
+    task = settings.task
     test = metrics["test"]
-    dataset_type = terms.hub_id or "custom"
+    hub_dataset = _hub_dataset(settings)
+    dataset_type = hub_dataset or "custom"
     common = dict(task_type="image-classification", dataset_type=dataset_type, dataset_name=terms.name,
                   dataset_split="test", task_name=f"{task.title} ({task.kind})")
     if task.is_classification:
@@ -88,17 +63,18 @@ def card_data(task: TaskConfig, cfg, metrics: dict, repo_id: str | None, terms: 
     return ModelCardData(
         library_name="timm", pipeline_tag="image-classification", license="other",
         license_name=terms.license_name, license_link=terms.license_link,
-        datasets=[terms.hub_id] if terms.hub_id else None, tags=tags,
+        datasets=[hub_dataset] if hub_dataset else None, tags=tags,
         metrics=[kind for kind, _, _ in pairs], model_name=repo_id or f"{PROJECT}-{task.name}",
-        eval_results=results or None, base_model=base_model(cfg))
+        eval_results=results or None, base_model=base_model(settings))
 
 
-def base_model(cfg) -> str | None:
+def base_model(settings: Settings) -> str | None:
     """The Hub repo of the ImageNet weights fine-tuned from (timm/<name>.<tag>), when there were some."""
-    model = str(cfg.model or "")
-    if model.startswith("hf-hub:"):
-        return model[len("hf-hub:"):].split("@")[0]
-    if not cfg.pretrained or cfg.init_from or ":" in model:
+    model = settings.model
+    ref = hub_ref(model)
+    if ref:
+        return ref.repo_id
+    if not settings.pretrained or ":" in model:
         return None
     try:
         import timm
@@ -120,24 +96,13 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-USES = {
-    "gender": "It predicts the binary label of its training set (UTKFace: female/male) from appearance. It "
-              "cannot know how anyone identifies, and it is shown here as a demonstration of what a face "
-              "model learns, including its errors across age and skin tone.",
-    "field": "It is a demonstration of what a model can latch onto (photo style, age, gender, clothing), not "
-             "of anything a face reveals about someone's studies.",
-    "mood": "It reads a posed facial expression, not a feeling: a smile is not happiness.",
-    "age": "It estimates apparent age (how old a face looks), not actual age.",
-}
-
-
-def _what_it_predicts(task: TaskConfig, metrics: dict) -> str:
+def _what_it_predicts(settings: Settings, metrics: dict) -> str:
+    task, crop = settings.task, settings.data.crop
     test = metrics["test"]
-    size = metrics.get("input_size")
-    framing = (f"Input: one square face crop ({size}px" if size else "Input: one square face crop") + \
-        (", gray" if task.grayscale else "") + \
-        (f", face box {task.crop_margin:+.0%} on each side" if task.crop_margin is not None else "") + \
-        (f", centre moved down {task.crop_shift:.0%} of the box" if task.crop_shift else "") + \
+    framing = f"Input: one square face crop ({settings.input_size}px" + \
+        (", gray" if crop.grayscale else "") + \
+        f", face box {crop.margin:+.0%} on each side" + \
+        (f", centre moved down {crop.shift:.0%} of the box" if crop.shift else "") + \
         ("; outputs averaged with the mirrored crop's" if metrics.get("test_time_flip") else "") + \
         "), as cut by the app's MTCNN face detector."
     if task.is_classification:
@@ -206,23 +171,27 @@ def _groups(task: TaskConfig, metrics: dict) -> str:
     return "\n\n".join(parts)
 
 
-def _start(cfg) -> str:
-    if cfg.init_from:
-        return f"continued from our model `{cfg.init_from}`"
-    return "ImageNet-pretrained" if cfg.pretrained else "random init"
+def _start(settings: Settings) -> str:
+    init = settings.init
+    if init:
+        started = f"continued from our model `{init.folder}`"
+        return started + (f", whose weights came from {init.pretrained_from}" if init.pretrained_from else "")
+    return "ImageNet-pretrained" if settings.pretrained else "random init"
 
 
-def render(task: TaskConfig, cfg, metrics: dict, data, repo_id: str | None = None) -> str:
+def render(settings: Settings, metrics: dict, data, repo_id: str | None = None) -> str:
     from huggingface_hub import ModelCard
 
-    terms = data_terms(task, cfg.data)
-    meta = card_data(task, cfg, metrics, repo_id, terms)
+    task, cfg = settings.task, settings.as_config()
+    terms = data_terms(settings)
+    meta = card_data(settings, metrics, repo_id, terms)
     repo = repo_id or f"<your-user>/{PROJECT}-{task.name}"
     sizes = metrics.get("data", {}).get("sizes", {})
     skipped = getattr(data, "skipped", {}) or {}
     no_face = len(getattr(data, "no_face", []) or [])
     training = metrics.get("training", {})
     config_yaml = yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).strip()
+    hub_dataset = _hub_dataset(settings)
     caveat = task.caveat or "See the limitations below."
     load_lines = [
         "import timm, torch",
@@ -251,15 +220,13 @@ Part of the Face Attribute Hub: find every face in a photo, then predict its att
 
 ## What it predicts
 
-{_what_it_predicts(task, metrics)}
+{_what_it_predicts(settings, metrics)}
 
 ## Intended use
 
 - Demonstrations and teaching: what a face-attribute model learns, and where it fails.
 - Research on the behaviour, calibration and biases of such models.
 - As the `{task.name}` model of the Face Attribute Hub app.
-
-{USES.get(task.name, "")}
 
 ## Out of scope
 
@@ -281,7 +248,7 @@ groups, skin tones, make-up, occlusions, image quality) get worse and less relia
 
 ## Training data
 
-**{terms.name}**{f" ([{terms.hub_id}](https://huggingface.co/datasets/{terms.hub_id}))" if terms.hub_id else ""},
+**{terms.name}**{f" ([{hub_dataset}](https://huggingface.co/datasets/{hub_dataset}))" if hub_dataset else ""},
 source `{cfg.data}`. Split with a fixed seed ({cfg.seed}) into train / validation / test:
 {", ".join(f"{name} {n}" for name, n in sizes.items()) or "see metrics.json"} faces.
 Skipped: {skipped.get("unreadable", 0)} unreadable file(s), {skipped.get("no_face", 0)} image(s) without a
@@ -293,7 +260,7 @@ detected face (listed in `no_face.log`; {no_face} in total).
 
 ## Training procedure
 
-Backbone `{cfg.model}` ({_start(cfg)}), fine-tuned
+Backbone `{cfg.model}` ({_start(settings)}), fine-tuned
 {cfg.epochs} epoch(s) at most with early stopping on the validation {"accuracy" if task.is_classification
 else "MAE"}; best epoch {training.get("best_epoch", "?")}; {training.get("train_speed_img_per_s", "?")}
 images/s in the last epoch. The resolved configuration (`train_config.yaml`; rerun it with
@@ -326,12 +293,11 @@ In the Face Attribute Hub app, list it first in `spaces.yaml`:
     return str(card)
 
 
-def write_model_card(output, task: TaskConfig, cfg, metrics: dict, data) -> Path:
+def write_model_card(output, settings: Settings, metrics: dict, data) -> Path:
     """README.md in `output`; parses with `huggingface_hub.ModelCard` (checked on the way out)."""
     from huggingface_hub import ModelCard
 
-    metrics = {**metrics, "input_size": cfg.input_size or task.input_size}
-    text = render(task, cfg, metrics, data, repo_id=cfg.push_to_hub)
+    text = render(settings, metrics, data, repo_id=settings.config.push_to_hub)
     ModelCard(text)  # raises on malformed metadata
     path = Path(output) / "README.md"
     path.write_text(text, encoding="utf-8")

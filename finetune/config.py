@@ -1,19 +1,28 @@
-"""Every training option in one dataclass; a YAML file (`--config`) sets defaults, flags override it."""
+"""Every training option in one dataclass; a YAML file (`--config`) sets defaults, flags override it.
+
+The flags are made from the field types (bool: `--x`/`--no-x`; list: several values; dict: key=value pairs;
+Literal: a choice), and YAML values (a `--config` file, a recipe stage) are checked against the same types.
+"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 
-@dataclass
+class ConfigError(ValueError):
+    """An option that does not exist, or a value of the wrong type; the message names the option."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     # what to train
-    task: str = field(default="mood", metadata={"help": "a task in spaces.yaml"})
+    task: str = field(metadata={"help": "a task in spaces.yaml (required)"})
     data: Optional[str] = field(default=None, metadata={"help": "Hub dataset id, parquet/arrow folder or glob, "
                                 "image folder, or seed-study folder (index.csv); default: the manifest's"})
     image_column: Optional[str] = field(default=None, metadata={"help": "default: the manifest's"})
@@ -24,9 +33,12 @@ class TrainConfig:
     manifest: Optional[str] = None
     # model
     model: Optional[str] = field(default=None, metadata={"help": "timm name, hf-hub:..., or local-dir:...; "
-                                 "default: the manifest's backbone"})
-    pretrained: bool = field(default=True, metadata={"help": "ImageNet weights (needs the Hub); --no-pretrained offline"})
+                                 "default: the manifest's backbone (or the --init-from model's)"})
+    pretrained: bool = field(default=True, metadata={"help": "timm's ImageNet weights (needs the Hub); "
+                             "--no-pretrained offline"})
     init_from: Optional[str] = field(default=None, metadata={"help": "a model folder of ours to start from"})
+    teacher: Optional[str] = field(default=None, metadata={"help": "a model folder of ours to distil from "
+                                   "(not implemented yet: refused)"})
     input_size: Optional[int] = None
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra timm create_model "
                                          "arguments, e.g. --model-kwargs stem_type=s8"})
@@ -49,8 +61,9 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
-    loss: str = field(default="huber", metadata={"help": "regression loss: l1 or huber"})
-    balance: str = field(default="none", metadata={"help": "none, weights (class-weighted loss) or sampler"})
+    loss: Literal["l1", "huber"] = field(default="huber", metadata={"help": "regression loss"})
+    balance: Literal["none", "weights", "sampler"] = field(default="none", metadata={
+        "help": "for rare classes: a class-weighted loss, or a balanced sampler"})
     freeze_epochs: int = field(default=0, metadata={"help": "seed study step 1: head only on a frozen backbone"})
     unfreeze_blocks: int = field(default=-1, metadata={"help": "step 2: train the last N blocks (-1: all)"})
     backbone_lr_scale: float = 0.1
@@ -70,12 +83,73 @@ class TrainConfig:
     workers: int = field(default=0, metadata={"help": "loader processes; 0 is fastest on a 2-core CPU"})
     amp: bool = True
     compile: bool = False
-    resume: bool = field(default=False, metadata={"help": "continue from <output>/last.pt"})
+    resume: bool = field(default=False, metadata={"help": "continue from the state in --state-dir (refused "
+                         "when it was written by another configuration)"})
     progress: bool = True
-    save_dtype: Optional[str] = field(default=None, metadata={"help": "float16 halves model.safetensors "
-                                      "(the app computes in float32 either way)"})
+    save_dtype: Optional[Literal["float16", "bfloat16"]] = field(default=None, metadata={
+        "help": "float16 halves model.safetensors (the app computes in float32 either way)"})
     push_to_hub: Optional[str] = field(default=None, metadata={"help": "Hub repo id to upload the model to"})
 
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+TYPES = get_type_hints(TrainConfig)
+
+
+# --- types ------------------------------------------------------------------------------------------
+
+def _optional(kind) -> tuple[Any, bool]:
+    """(the type inside Optional[...], whether None is allowed)."""
+    if get_origin(kind) in (Union, types.UnionType):
+        inner = [arg for arg in get_args(kind) if arg is not type(None)]
+        if len(inner) == 1:
+            return inner[0], True
+    return kind, False
+
+
+def _coerce(where: str, kind, value: Any) -> Any:
+    """`value` (from YAML) as `kind`, or ConfigError naming `where`."""
+    kind, nullable = _optional(kind)
+    if value is None:
+        if nullable:
+            return None
+        raise ConfigError(f"{where}: needs a value")
+    origin = get_origin(kind)
+    if origin is Literal:
+        if value not in get_args(kind):
+            raise ConfigError(f"{where}: expected one of {list(get_args(kind))}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = get_args(kind)
+        return [_coerce(f"{where}[{i}]", item, v) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected key: value pairs, got {value!r}")
+        return dict(value)
+    if kind is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 5e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def make_config(values: dict[str, Any], where: str = "config") -> TrainConfig:
+    """A TrainConfig from plain values (YAML, a recipe stage), every value checked against its type."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {unknown}")
+    if values.get("task") is None:
+        raise ConfigError(f"{where}: no task (pass --task)")
+    return TrainConfig(**{name: _coerce(f"{where}: {name}", TYPES[name], value) for name, value in values.items()})
+
+
+# --- flags --------------------------------------------------------------------------------------------
 
 def _key_value(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
@@ -84,48 +158,59 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key, yaml.safe_load(value)
 
 
-def _add_field(parser: argparse.ArgumentParser, f: dataclasses.Field) -> None:
-    name = "--" + f.name.replace("_", "-")
-    help_text = f.metadata.get("help", "")
-    annotation = str(f.type)
-    if annotation.startswith("dict"):  # key=value pairs, values read as YAML (like timm's --model-kwargs)
-        parser.add_argument(name, nargs="*", type=_key_value, default=None, help=help_text)
-    elif annotation in ("bool", "Optional[bool]"):
-        parser.add_argument(name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-    elif annotation.startswith("list"):
-        inner = float if "float" in annotation else str
-        parser.add_argument(name, nargs="*", type=inner, default=None, help=help_text)
-    else:
-        kind = int if "int" in annotation else float if "float" in annotation else str
-        parser.add_argument(name, type=kind, default=None, help=help_text)
+def _flag_options(kind) -> dict[str, Any]:
+    """argparse keywords for a field of type `kind`."""
+    kind, _ = _optional(kind)
+    origin = get_origin(kind)
+    if kind is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin is Literal:
+        return {"choices": list(get_args(kind))}
+    if origin is list:
+        return {"nargs": "*", "type": get_args(kind)[0]}
+    if origin is dict:  # key=value pairs, values read as YAML (like timm's --model-kwargs)
+        return {"nargs": "*", "type": _key_value}
+    if kind in (int, float, str):
+        return {"type": kind}
+    raise TypeError(f"no flag for options of type {kind}")
 
 
 def build_parser(prog: str = "python -m finetune") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Fine-tune a timm ViT on one face attribute.")
+    parser = argparse.ArgumentParser(prog=prog, description="Fine-tune a timm model on one face attribute.")
     parser.add_argument("--config", help="YAML file with any of the options below; flags override it")
-    for f in dataclasses.fields(TrainConfig):
-        _add_field(parser, f)
+    for name, f in FIELDS.items():
+        parser.add_argument("--" + name.replace("_", "-"), default=None, help=f.metadata.get("help", ""),
+                            **_flag_options(TYPES[name]))
     return parser
 
 
-def from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+def read_yaml(path: str | Path) -> dict[str, Any]:
     values = yaml.safe_load(Path(path).read_text()) or {}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise SystemExit(f"{path}: unknown option(s) {sorted(unknown)}")
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected option: value lines")
+    return values
+
+
+def from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    values = read_yaml(path)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return TrainConfig(**values)
+    return make_config(values, str(path))
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
-    args = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
     if args.get("model_kwargs") is not None:
         args["model_kwargs"] = dict(args["model_kwargs"])
     config_file = args.pop("config")
-    if config_file:
-        return from_yaml(config_file, args)
-    return TrainConfig(**{k: v for k, v in args.items() if v is not None})
+    flags = {k: v for k, v in args.items() if v is not None}
+    try:
+        values = {**(read_yaml(config_file) if config_file else {}), **flags}
+        if values.get("task") is None:
+            parser.error("--task is required (a task in spaces.yaml, e.g. --task mood)")
+        return make_config(values, config_file or "flags")
+    except ConfigError as err:
+        parser.error(str(err))
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -16,10 +16,11 @@ from datasets import (ClassLabel, Dataset, DatasetDict, Image as ImageFeature, V
                       load_from_disk)
 
 from hub.config import TaskConfig
-from hub.faces import crop_face, get_detector, largest_face, load_image, prepare_cropped
+from hub.faces import CropSpec, get_detector, largest_face, load_image
 
 from . import hub_datasets
 from .errors import DataError  # noqa: F401 - raised here, and imported from here by callers
+from .settings import DataSettings
 
 SPLITS = ("train", "validation", "test")
 
@@ -132,31 +133,28 @@ def _crop_settings_key(fingerprint: str, size: int, margin: float, grayscale: bo
     return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
-def crop_dataset(ds: Dataset, size: int, margin: float, grayscale: bool, detect: bool,
-                 cache_dir: Path, split: str, shift: float = 0.0) -> Dataset:
+def crop_dataset(ds: Dataset, size: int, crop: CropSpec, detect: bool, cache_dir: Path, split: str) -> Dataset:
     """Adds `face` (found or not) and `readable`, and replaces `image` with the crop."""
     detector = get_detector() if detect else None
 
-    def crop(row):
+    def cut(row):
         try:
             raw = row["image"]
             image = load_image(raw["bytes"] if raw.get("bytes") else raw["path"])
         except Exception:  # noqa: BLE001 - corrupt/unreadable files are counted, never a crash
             return {"image": None, "readable": False, "face": False}
         if detector is None:
-            return {"image": _png(prepare_cropped(image, size, grayscale)), "readable": True, "face": True}
+            return {"image": _png(crop.prepare(image, size)), "readable": True, "face": True}
         faces = detector.detect(image)
         if not faces:
             return {"image": None, "readable": True, "face": False}
-        return {"image": _png(crop_face(image, largest_face(faces).box, size, margin, grayscale, shift)),
-                "readable": True,
-                "face": True}
+        return {"image": _png(crop.cut(image, largest_face(faces).box, size)), "readable": True, "face": True}
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _crop_settings_key(ds._fingerprint, size, margin, grayscale, detect, shift)
+    key = _crop_settings_key(ds._fingerprint, size, crop.margin, crop.grayscale, detect, crop.shift)
     features = ds.features.copy()
     features.update({"image": ImageFeature(), "readable": Value("bool"), "face": Value("bool")})
-    return ds.map(crop, features=features, cache_file_name=str(cache_dir / f"{split}-{key}.arrow"),
+    return ds.map(cut, features=features, cache_file_name=str(cache_dir / f"{split}-{key}.arrow"),
                   load_from_cache_file=True, desc=f"cropping {split}")
 
 
@@ -191,27 +189,20 @@ def _with_strata(ds: Dataset, task: TaskConfig) -> Dataset:
 
 # --- the whole path ------------------------------------------------------------------------------
 
-def load_task_data(task: TaskConfig, source: str | None = None, *, image_column: str | None = None,
-                   label_column: str | None = None, size: int | None = None, detect: bool | None = None,
-                   margin: float = 0.2, drop_classes=(), split=(0.7, 0.2, 0.1), seed: int = 0,
-                   max_samples: int | None = None, cache_dir: str | Path = ".cache/finetune") -> TaskData:
-    spec = task.dataset
-    source = source or hub_datasets.default_source(spec)
-    raw = read_source(source, spec.config)
-    image_column = image_column or spec.image_column
-    label_column = label_column or spec.label_column
+def load_task_data(settings: DataSettings) -> TaskData:
+    """The data `settings` name (resolved by finetune.settings), cropped and split."""
+    task, source, split, seed = settings.task, settings.source, settings.split, settings.seed
+    raw = read_source(source, settings.config_name)
+    label_column = settings.label_column
     if hub_datasets.is_hub_id(source):  # the manifest's split and class names apply to its own dataset
-        own = hub_datasets.split_revision(source)[0] == spec.id
-        raw = hub_datasets.conform(raw, task, image_column, label_column, splits=spec.splits if own else None,
-                                   label_names=spec.label_names if own else ())
-    size = size or task.input_size
-    detect = (not spec.already_cropped) if detect is None else detect
-    margin = task.crop_margin if task.crop_margin is not None else margin
-
-    raw = DatasetDict({name: _rename(part, image_column, label_column) for name, part in raw.items()})
-    groups = [c for c in spec.group_columns if c in raw["train"].column_names and c != label_column]
+        own = settings.from_manifest
+        spec = task.dataset
+        raw = hub_datasets.conform(raw, task, settings.image_column, label_column,
+                                   splits=spec.splits if own else None, label_names=spec.label_names if own else ())
+    raw = DatasetDict({name: _rename(part, settings.image_column, label_column) for name, part in raw.items()})
+    groups = [c for c in settings.group_columns if c in raw["train"].column_names and c != label_column]
     if task.is_classification:
-        labels = choose_labels(_label_names(raw["train"]), task, list(drop_classes))
+        labels = choose_labels(_label_names(raw["train"]), task, list(settings.drop_classes))
         raw = DatasetDict({name: _to_class_ids(part, labels) for name, part in raw.items()})
     else:
         labels = ["years"]
@@ -231,15 +222,16 @@ def load_task_data(task: TaskConfig, source: str | None = None, *, image_column:
             raw = DatasetDict({"train": cut["train"], given[0]: raw[given[0]], missing: cut["test"]})
         else:
             raw = holdout_split(raw["train"], strata, seed=seed, fractions=tuple(split))
-    if max_samples:
-        raw = DatasetDict({n: p.shuffle(seed=seed).select(range(min(max_samples, len(p)))) for n, p in raw.items()})
+    if settings.max_samples:
+        raw = DatasetDict({n: p.shuffle(seed=seed).select(range(min(settings.max_samples, len(p))))
+                           for n, p in raw.items()})
 
     skipped = {"unreadable": 0, "no_face": 0}
     no_face: list[str] = []
     cropped = {}
     for name in SPLITS:
-        part = crop_dataset(raw[name], size, margin, task.grayscale, detect, Path(cache_dir), name,
-                            shift=task.crop_shift)
+        part = crop_dataset(raw[name], settings.size, settings.crop, settings.detect_faces, settings.cache_dir,
+                            name)
         flags = part.select_columns(["readable", "face"]).to_dict()
         skipped["unreadable"] += sum(not r for r in flags["readable"])
         missing = [i for i, (r, f) in enumerate(zip(flags["readable"], flags["face"])) if r and not f]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from hub.config import DetectorConfig, load_manifest, read_manifest
+from hub.config import DetectorConfig, load_manifest
 from hub.faces import FaceDetector, largest_face, load_image
 
 PAD = 0.5         # gray border on each side, as a fraction of the image side
@@ -54,14 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", default=None)
     args = parser.parse_args(argv)
 
+    from .config import make_config
     from .data import read_source
-    from .hub_datasets import default_source
+    from .settings import resolve_data
 
-    manifest = read_manifest(args.manifest) if args.manifest else load_manifest()
-    task = manifest.task(args.task)
-    source = args.data or default_source(task.dataset, manifest.root)
-    train = read_source(str(source), task.dataset.config)["train"]
-    column = args.image_column or task.dataset.image_column
+    manifest = load_manifest(args.manifest)
+    settings = resolve_data(make_config({"task": args.task, "data": args.data, "image_column": args.image_column}),
+                            manifest)
+    source, column = settings.source, settings.image_column
+    train = read_source(source, settings.config_name)["train"]
     sample = train.shuffle(seed=0).select(range(min(args.limit, len(train))))
     detector = FaceDetector(DetectorConfig(min_face_size=20, min_confidence=0.8))
 

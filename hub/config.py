@@ -16,6 +16,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = PROJECT_ROOT / "spaces.yaml"
 TASK_KINDS = ("classification", "regression")
+HUB_PREFIX = "hf-hub:"
 
 
 class ManifestError(ValueError):
@@ -33,6 +34,34 @@ class AgeBand:
 
 
 @dataclass(frozen=True)
+class HubRef:
+    """A model on the Hugging Face Hub, from a location written `hf-hub:org/name[@revision]`."""
+    repo_id: str
+    revision: str | None = None
+
+    @property
+    def location(self) -> str:
+        return f"{HUB_PREFIX}{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+
+def hub_ref(location: str) -> HubRef | None:
+    """The Hub repo a model location names; None for anything else (a local folder, a timm name)."""
+    if not location.startswith(HUB_PREFIX):
+        return None
+    repo_id, _, revision = location[len(HUB_PREFIX):].partition("@")
+    return HubRef(repo_id, revision or None)
+
+
+@dataclass(frozen=True)
+class DataLicence:
+    """The terms of a training set, which the weights trained on it inherit (copied into model cards)."""
+    name: str                  # as the dataset is known: "UTKFace"
+    license_name: str          # the Hub's `license_name` for `license: other`
+    terms: str                 # one paragraph, for the model card
+    license_link: str | None = None
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """Where a task's training data lives: a Hub id or a local path, plus column names."""
     id: str | None = None
@@ -45,6 +74,7 @@ class DatasetSpec:
     label_column: str = "label"
     group_columns: tuple[str, ...] = ()
     already_cropped: bool = False
+    licence: DataLicence | None = None  # from the manifest's `licences:`, named by the dataset
 
 
 @dataclass(frozen=True)
@@ -64,7 +94,6 @@ class TaskConfig:
     crop_margin: float | None = None  # overrides detector.margin: match the framing of the training data
     crop_shift: float = 0.0           # crop centre moved down by this fraction of the face box (same reason)
     grayscale: bool = False           # serve crops in gray when the training data was gray (FER2013)
-    train_config: str | None = None  # finetune YAML that reproduces the default model
 
     @property
     def is_classification(self) -> bool:
@@ -112,10 +141,15 @@ class Manifest:
 
     def resolve(self, location: str) -> str:
         """Local model folders are relative to the manifest; hub ids pass through."""
-        if location.startswith("hf-hub:"):
+        if hub_ref(location):
             return location
         path = Path(location)
         return str(path if path.is_absolute() else self.root / path)
+
+    @property
+    def age_bands(self) -> tuple[AgeBand, ...]:
+        """The bands of the manifest's age task (also the groups of an `age` column in other tasks' data)."""
+        return next((task.bands for task in self.tasks.values() if task.bands), ())
 
 
 # --- parsing helpers: each names the key it is reading -------------------------------
@@ -162,10 +196,25 @@ def _dataclass_from(cls, mapping: Any, where: str):
     return cls(**values)
 
 
-def _parse_dataset(raw: Any, where: str) -> DatasetSpec:
+def _parse_licences(raw: Any) -> dict[str, DataLicence]:
+    licences = {}
+    for key, item in (_check(raw, "licences", dict) if raw is not None else {}).items():
+        where = f"licences.{key}"
+        _check(item, where, dict)
+        licences[key] = DataLicence(name=_require(item, "name", where, str),
+                                    license_name=_require(item, "license_name", where, str),
+                                    terms=" ".join(_require(item, "terms", where, str).split()),
+                                    license_link=_optional(item, "license_link", where, str, None))
+    return licences
+
+
+def _parse_dataset(raw: Any, where: str, licences: dict[str, DataLicence]) -> DatasetSpec:
     _check(raw, where, dict)
     if not raw.get("id") and not raw.get("path"):
         raise ManifestError(f"{where}: needs an 'id' (Hub dataset) or a 'path' (local data)")
+    licence = _optional(raw, "licence", where, str, None)
+    if licence is not None and licence not in licences:
+        raise ManifestError(f"{where}.licence: {licence!r} is not under licences: (it has {sorted(licences)})")
     return DatasetSpec(
         id=_optional(raw, "id", where, str, None),
         path=_optional(raw, "path", where, str, None),
@@ -178,6 +227,7 @@ def _parse_dataset(raw: Any, where: str) -> DatasetSpec:
         label_column=_optional(raw, "label_column", where, str, "label"),
         group_columns=tuple(_optional(raw, "group_columns", where, list, [])),
         already_cropped=_optional(raw, "already_cropped", where, bool, False),
+        licence=licences[licence] if licence else None,
     )
 
 
@@ -203,7 +253,7 @@ def _parse_bands(raw: list, where: str) -> tuple[AgeBand, ...]:
     return tuple(bands)
 
 
-def _parse_task(name: str, raw: Any) -> TaskConfig:
+def _parse_task(name: str, raw: Any, licences: dict[str, DataLicence]) -> TaskConfig:
     where = f"tasks.{name}"
     _check(raw, where, dict)
     kind = _require(raw, "kind", where, str)
@@ -227,7 +277,7 @@ def _parse_task(name: str, raw: Any) -> TaskConfig:
         labels=labels,
         backbone=_require(raw, "backbone", where, str),
         input_size=input_size,
-        dataset=_parse_dataset(_require(raw, "dataset", where, dict), f"{where}.dataset"),
+        dataset=_parse_dataset(_require(raw, "dataset", where, dict), f"{where}.dataset", licences),
         models=_str_list(raw, "models", where),
         model_args=dict(_optional(raw, "model_args", where, dict, {})),
         bands=_parse_bands(_optional(raw, "bands", where, list, []), f"{where}.bands"),
@@ -236,7 +286,6 @@ def _parse_task(name: str, raw: Any) -> TaskConfig:
         crop_margin=_optional(raw, "crop_margin", where, float, None),
         crop_shift=_optional(raw, "crop_shift", where, float, 0.0),
         grayscale=_optional(raw, "grayscale", where, bool, False),
-        train_config=_optional(raw, "train_config", where, str, None),
     )
 
 
@@ -245,10 +294,11 @@ def parse_manifest(raw: Any, root: Path = PROJECT_ROOT) -> Manifest:
     tasks_raw = _require(raw, "tasks", "manifest", dict)
     if not tasks_raw:
         raise ManifestError("manifest.tasks: must name at least one task")
+    licences = _parse_licences(raw.get("licences"))
     return Manifest(
         space=_dataclass_from(SpaceConfig, raw.get("space"), "space"),
         detector=_dataclass_from(DetectorConfig, raw.get("detector"), "detector"),
-        tasks={name: _parse_task(name, spec) for name, spec in tasks_raw.items()},
+        tasks={name: _parse_task(name, spec, licences) for name, spec in tasks_raw.items()},
         root=root,
     )
 

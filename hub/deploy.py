@@ -18,14 +18,16 @@ from pathlib import Path
 
 import yaml
 
-from .config import PROJECT_ROOT, DEFAULT_MANIFEST, Manifest, ManifestError, TaskConfig, read_manifest
+from .config import (DEFAULT_MANIFEST, HUB_PREFIX, PROJECT_ROOT, HubRef, Manifest, ManifestError, TaskConfig,
+                     hub_ref, read_manifest)
 from .models import CONFIG_FILE, WEIGHTS_FILE, read_model_config
 
 HUB_URL = "https://huggingface.co"
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-# What app.py and hub/ import at run time; training and dev tools stay out of the Space.
+# What app.py and hub/ import at run time (pyproject.toml's dependencies); training and dev tools stay out
+# of the Space. torchvision is no import of ours but timm's: pinned so that it matches torch's CPU wheel.
 RUNTIME_PACKAGES = ("torch", "torchvision", "timm", "facenet-pytorch", "gradio", "huggingface_hub",
-                    "safetensors", "pillow", "numpy", "pyyaml", "requests")
+                    "safetensors", "pillow", "numpy", "pyyaml", "tqdm", "packaging")
 # facenet-pytorch 2.6 pins torch 2.2, which conflicts with everything else here
 FACENET_VERSIONS = ">=2.5.3,<2.6"
 SPACE_COLORS = ("red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray")
@@ -33,7 +35,6 @@ SHORT_DESCRIPTION_MAX = 60  # the Hub rejects a longer short_description
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, "README.md", "*.json", "*.png")  # as hub.models.fetch_location
 EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 BUILD_MARKER = ".hub-deploy-build"  # lets a rebuild clear its own folder, and only that
-HUB_PREFIX = "hf-hub:"
 
 
 class DeployError(RuntimeError):
@@ -50,11 +51,10 @@ class ModelPlan:
     skipped: dict[str, str] = field(default_factory=dict)           # task -> why it is left out
 
     @property
-    def hub_refs(self) -> list[str]:
-        """Every `org/name[@revision]` the Space loads from the Hub, once each."""
-        refs = [loc[len(HUB_PREFIX):] for locs in self.locations.values() for loc in locs
-                if loc.startswith(HUB_PREFIX)]
-        return list(dict.fromkeys(refs))
+    def hub_refs(self) -> list[HubRef]:
+        """Every Hub repo (and revision) the Space loads, once each."""
+        refs = [hub_ref(loc) for locs in self.locations.values() for loc in locs]
+        return list(dict.fromkeys(ref for ref in refs if ref))
 
 
 def default_hub_id(task: str, org: str) -> str:
@@ -91,7 +91,7 @@ def plan_models(manifest: Manifest, *, from_hub: bool = False, hub_org: str | No
     for name, task in manifest.tasks.items():
         chosen: list[str] = []
         for location in task.models:
-            if location.startswith(HUB_PREFIX):
+            if hub_ref(location):
                 chosen.append(location)
                 continue
             folder = _local_model(manifest, task, location)
@@ -186,7 +186,7 @@ def front_matter(manifest: Manifest, plan: ModelPlan) -> dict:
         "short_description": space.short_description,
         "suggested_hardware": space.suggested_hardware,
     }
-    repos = [ref.split("@")[0] for ref in plan.hub_refs]
+    repos = [ref.repo_id for ref in plan.hub_refs]
     if repos:
         config["models"] = list(dict.fromkeys(repos))
         # downloaded at build time into the cache snapshot_download reads, so start-up needs no download
@@ -197,15 +197,14 @@ def front_matter(manifest: Manifest, plan: ModelPlan) -> dict:
     return config
 
 
-def _preload_entry(ref: str) -> str:
-    repo, _, revision = ref.partition("@")
-    return f"{repo} {CONFIG_FILE},{WEIGHTS_FILE} {revision}" if revision else repo
+def _preload_entry(ref: HubRef) -> str:
+    return f"{ref.repo_id} {CONFIG_FILE},{WEIGHTS_FILE} {ref.revision}" if ref.revision else ref.repo_id
 
 
 def _model_link(space_id: str, location: str, source: Path | None) -> str:
-    if location.startswith(HUB_PREFIX):
-        repo = location[len(HUB_PREFIX):].split("@")[0]
-        return f"[{repo}]({HUB_URL}/{repo})"
+    ref = hub_ref(location)
+    if ref:
+        return f"[{ref.repo_id}]({HUB_URL}/{ref.repo_id})"
     page = f"blob/main/{location}/README.md" if source and (source / "README.md").is_file() else f"tree/main/{location}"
     return f"[{location}]({HUB_URL}/spaces/{space_id}/{page}) (in this Space)"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .config import DetectorConfig
+from .config import DetectorConfig, TaskConfig
 
 # Pillow's decompression-bomb guard stays on (its default limit, ~89 Mpx warns, 2x that raises).
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -112,6 +112,27 @@ def crop_face(image: Image.Image, box, size: int, margin: float, grayscale: bool
     if grayscale:
         crop = crop.convert("L").convert("RGB")
     return crop
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How one task cuts a face: framed like its training data. The app and `finetune` share it."""
+    margin: float           # of the face box on each side (negative: tighter than the box)
+    shift: float = 0.0      # the centre moved down by this fraction of the box
+    grayscale: bool = False
+
+    def cut(self, image: Image.Image, box, size: int) -> Image.Image:
+        return crop_face(image, box, size, self.margin, self.grayscale, self.shift)
+
+    def prepare(self, image: Image.Image, size: int) -> Image.Image:
+        """An image that is already a face crop: only resized (and grayed) the same way."""
+        return prepare_cropped(image, size, self.grayscale)
+
+
+def crop_spec(task: TaskConfig, detector: DetectorConfig) -> CropSpec:
+    """The task's framing: its own crop_margin, else the detector's margin."""
+    margin = detector.margin if task.crop_margin is None else task.crop_margin
+    return CropSpec(margin=margin, shift=task.crop_shift, grayscale=task.grayscale)
 
 
 def largest_face(faces: list[Face]) -> Face:

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from .config import Manifest, TaskConfig, load_manifest
+from .config import Manifest, TaskConfig, hub_ref, load_manifest
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -18,7 +18,12 @@ PICKLE_FILES = ("pytorch_model.bin", "model.pth", "model.pt", "checkpoint.pth.ta
 
 
 class ModelUnavailable(RuntimeError):
-    """No location of a task's model could be loaded; the message says how to train one."""
+    """No location of a task's model could be loaded: `advice` (for users) says how to get one,
+    `tried` (for the owner) why each location failed."""
+
+    def __init__(self, task: str, advice: str, tried: tuple[str, ...] = ()):
+        self.task, self.advice, self.tried = task, advice, tuple(tried)
+        super().__init__(advice + (" Tried: " + "; ".join(self.tried) if self.tried else ""))
 
 
 class ModelMismatch(RuntimeError):
@@ -67,11 +72,11 @@ def store_weights_as(path: Path, dtype: str) -> None:
 def fetch_location(location: str) -> Path:
     """A local folder for a model location: itself, or the Hub snapshot (cache first, so
     Spaces' `preload_from_hub` and `HF_HUB_OFFLINE=1` work)."""
-    if location.startswith("hf-hub:"):
+    ref = hub_ref(location)
+    if ref:
         from huggingface_hub import snapshot_download
 
-        repo_id, _, revision = location[len("hf-hub:"):].partition("@")
-        return Path(snapshot_download(repo_id, revision=revision or None,
+        return Path(snapshot_download(ref.repo_id, revision=ref.revision,
                                       allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, "*.md", "*.json", "*.png"]))
     return Path(location)
 
@@ -201,10 +206,9 @@ class AttributeModel:
 # --- the per-process store ------------------------------------------------------------------
 
 def how_to_train(task: TaskConfig) -> str:
-    config = f" --config {task.train_config}" if task.train_config else ""
-    return (f"No model for '{task.name}' yet. Train one with `python -m finetune --task {task.name}"
-            f"{config} --data PATH` (it writes {task.models[0]}), or point "
-            f"spaces.yaml tasks.{task.name}.models at a Hub repo (hf-hub:org/name).")
+    return (f"No model for '{task.name}' yet. Train one with `python -m finetune recipe {task.name}` (its "
+            f"recipe in finetune/recipes.yaml) or `python -m finetune --task {task.name} --data PATH` (it writes "
+            f"{task.models[0]}), or point spaces.yaml tasks.{task.name}.models at a Hub repo (hf-hub:org/name).")
 
 
 class ModelStore:
@@ -213,7 +217,7 @@ class ModelStore:
     def __init__(self, manifest: Manifest | None = None):
         self.manifest = manifest or load_manifest()
         self._models: dict[str, AttributeModel] = {}
-        self._errors: dict[str, str] = {}
+        self._errors: dict[str, ModelUnavailable] = {}
         self._locks = {name: threading.Lock() for name in self.manifest.tasks}
 
     def get(self, name: str) -> AttributeModel:
@@ -221,8 +225,9 @@ class ModelStore:
         with self._locks[name]:
             if name in self._models:
                 return self._models[name]
-            if name in self._errors:
-                raise ModelUnavailable(self._errors[name])
+            if name in self._errors:  # a fresh exception each time: a shared one would grow its traceback
+                known = self._errors[name]
+                raise ModelUnavailable(known.task, known.advice, known.tried)
             tried = []
             for location in task.models:
                 try:
@@ -234,8 +239,8 @@ class ModelStore:
                     continue
                 self._models[name] = model
                 return model
-            self._errors[name] = how_to_train(task) + " Tried: " + "; ".join(tried)
-            raise ModelUnavailable(self._errors[name])
+            self._errors[name] = ModelUnavailable(name, how_to_train(task), tuple(tried))
+            raise self._errors[name]
 
     def available(self, name: str) -> bool:
         try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from .config import Manifest, TaskConfig, load_manifest
-from .faces import Face, crop_face, get_detector, load_image, whole_image_face
+from .faces import Face, crop_spec, get_detector, load_image, whole_image_face
 from .models import AgePrediction, ClassPrediction, ModelStore, ModelUnavailable
 
 NO_FACE_MESSAGE = ("No face found in this photo. Try a clearer, front-facing photo, "
@@ -43,9 +43,8 @@ class Analysis:
 
 def crops_for(image: Image.Image, faces: list[Face], task: TaskConfig, manifest: Manifest,
               size: int) -> list[Image.Image]:
-    margin = manifest.detector.margin if task.crop_margin is None else task.crop_margin
-    return [crop_face(image, face.box, size, margin, grayscale=task.grayscale, shift=task.crop_shift)
-            for face in faces]
+    spec = crop_spec(task, manifest.detector)  # the same spec finetune crops its training data with
+    return [spec.cut(image, face.box, size) for face in faces]
 
 
 class Predictor:
@@ -70,7 +69,7 @@ class Predictor:
             try:
                 model = self.store.get(name)
             except ModelUnavailable as err:
-                analysis.errors[name] = str(err).split(" Tried:")[0]
+                analysis.errors[name] = err.advice
                 continue
             crops = crops_for(image, faces, task, self.manifest, model.input_size)
             analysis.predictions[name] = model.predict(crops)

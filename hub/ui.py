@@ -248,7 +248,7 @@ def model_problem(predictor: Predictor, name: str) -> str | None:
         return None
     except ModelUnavailable as err:
         log.warning("%s", err)  # the full story (e.g. a refused pickle) for the Space's owner
-        return str(err).split(" Tried:")[0]
+        return err.advice
 
 
 def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], examples: list[str]) -> None:

@@ -67,6 +67,23 @@ def astronaut():
     return Image.fromarray(data.astronaut())
 
 
+def top_level_imports(source: str) -> set[str]:
+    """The top-level modules a Python source imports (absolute imports only)."""
+    import ast
+    import warnings
+
+    with warnings.catch_warnings():  # a file's own escape-sequence warnings are not the caller's
+        warnings.simplefilter("ignore")
+        tree = ast.parse(source)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
 def needs_shared_data(subfolder: str):
     path = SHARED_DATA / subfolder
     return pytest.mark.skipif(not path.is_dir(), reason=f"training data not found at {path} (CI has it)")

@@ -55,6 +55,8 @@ def test_locations_resolve_against_the_manifest(tmp_path, raw):
     (lambda r: r["detector"].update(max_sides=3), "detector.max_sides: unknown key"),
     (lambda r: r["detector"].update(margin="wide"), "detector.margin: expected float"),
     (lambda r: r.update(tasks={}), "manifest.tasks: must name at least one task"),
+    (lambda r: r["tasks"]["age"]["dataset"].update(licence="cc0"), "tasks.age.dataset.licence: 'cc0' is not"),
+    (lambda r: r["licences"]["utkface"].pop("terms"), "licences.utkface.terms: missing"),
 ])
 def test_mistakes_name_the_key(raw, edit, key):
     with pytest.raises(ManifestError) as err:
@@ -69,3 +71,23 @@ def test_unreadable_files(tmp_path):
     bad.write_text("tasks: [unclosed")
     with pytest.raises(ManifestError, match="not valid YAML"):
         read_manifest(bad)
+
+
+def test_licences_are_written_once_and_shared(raw):
+    manifest = parse_manifest(raw)
+    gender, age, mood = (manifest.task(name).dataset.licence for name in ("gender", "age", "mood"))
+    assert gender is age and gender.name == "UTKFace" and "non-commercial" in gender.terms
+    assert mood.license_name == "fer2013-research" and manifest.task("field").dataset.licence is None
+    assert manifest.age_bands == manifest.task("age").bands and manifest.age_bands[-1].name == "70+"
+
+
+@pytest.mark.parametrize("location, repo, revision", [
+    ("hf-hub:org/name", "org/name", None), ("hf-hub:org/name@v1.2", "org/name", "v1.2"),
+    ("models/age", None, None), ("levit_128s", None, None)])
+def test_hub_locations_are_parsed_in_one_place(location, repo, revision):
+    from hub.config import hub_ref
+
+    ref = hub_ref(location)
+    assert (ref.repo_id, ref.revision) == (repo, revision) if repo else ref is None
+    if ref:
+        assert ref.location == location

@@ -7,7 +7,6 @@ call: POST /api/repos/create, /api/validate-yaml, /api/{type}s/{id}/preupload/{r
 """
 from __future__ import annotations
 
-import ast
 import base64
 import dataclasses
 import hashlib
@@ -32,12 +31,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from conftest import top_level_imports
 from hub import deploy
 from hub.config import PROJECT_ROOT, read_manifest
 
 SPACE_ID = "someone/face-hub"
 DEV_PACKAGES = {"pytest", "pytest-timeout", "datasets", "scikit-learn", "transformers", "scikit-image",
-                "matplotlib", "tqdm", "setuptools", "pip", "wheel"}
+                "matplotlib", "scipy", "httpx", "setuptools", "pip", "wheel"}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -201,20 +201,12 @@ def test_requirements_install_everything_the_space_imports(built):
     modules_to_dists = importlib.metadata.packages_distributions()
     missing = {}
     for path in built.folder.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                top = name.split(".")[0]
-                if top in sys.stdlib_module_names or top in ("hub", "spaces", "__future__"):
-                    continue  # `spaces` is preinstalled on ZeroGPU and imported only there
-                dists = {canonicalize_name(d) for d in modules_to_dists.get(top, [top])}
-                if not dists & installed:
-                    missing[top] = str(path.relative_to(built.folder))
+        for top in top_level_imports(path.read_text(encoding="utf-8")):
+            if top in sys.stdlib_module_names or top in ("hub", "spaces", "__future__"):
+                continue  # `spaces` is preinstalled on ZeroGPU and imported only there
+            dists = {canonicalize_name(d) for d in modules_to_dists.get(top, [top])}
+            if not dists & installed:
+                missing[top] = str(path.relative_to(built.folder))
     assert not missing, f"imported but not installed by requirements.txt: {missing}"
 
 

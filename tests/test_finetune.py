@@ -1,5 +1,6 @@
 """Fine-tuning end to end on tiny synthetic data (test_vit, 32 px, CPU, offline): the model folder it writes
-loads in the app, its metrics, figures and card; `evaluate`; resume; calibration maths; push-to-hub."""
+loads in the app, its metrics, figures and card; `evaluate`; resume; calibration maths; push-to-hub.
+Recipes and the resolved settings: tests/test_recipe.py, tests/test_settings.py."""
 from __future__ import annotations
 
 import json
@@ -209,7 +210,7 @@ def test_resume_gives_the_same_state(tiny_manifest_path, field_data, tmp_path, m
     """2 epochs straight == 1 epoch, a crash, then --resume: python/numpy/torch RNG state is restored."""
     import torch
 
-    from finetune import train as train_module
+    from finetune import runstate
 
     def run(name: str, *extra: str) -> int:
         return train(tiny_manifest_path, "field", field_data, tmp_path / name, "--epochs", "2",
@@ -217,17 +218,17 @@ def test_resume_gives_the_same_state(tiny_manifest_path, field_data, tmp_path, m
 
     assert run("straight") == 0
 
-    original = train_module.save_state
+    original = runstate.save_state
 
     def crash_after_first_epoch(path, **state):
         original(path, **state)
-        if path.name == train_module.STATE_FILE:
+        if path.name == runstate.STATE_FILE:
             raise Interrupted
 
-    monkeypatch.setattr(train_module, "save_state", crash_after_first_epoch)
+    monkeypatch.setattr(runstate, "save_state", crash_after_first_epoch)
     with pytest.raises(Interrupted):
         run("resumed")
-    monkeypatch.setattr(train_module, "save_state", original)
+    monkeypatch.setattr(runstate, "save_state", original)
     assert torch.load(tmp_path / "state-resumed" / "last.pt", weights_only=False)["epoch"] == 0
     assert run("resumed", "--resume") == 0
 
@@ -245,7 +246,7 @@ def test_resume_gives_the_same_state(tiny_manifest_path, field_data, tmp_path, m
 # --- calibration and metrics maths ------------------------------------------------------------------
 
 def test_fit_temperature_recovers_a_known_temperature():
-    from finetune.evaluate import fit_temperature, nll, softmax
+    from finetune.calibration import fit_temperature, nll, softmax
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (4000, 5))
@@ -257,7 +258,7 @@ def test_fit_temperature_recovers_a_known_temperature():
 
 
 def test_ece_is_small_when_calibrated_and_large_when_overconfident():
-    from finetune.evaluate import expected_calibration_error, softmax
+    from finetune.calibration import expected_calibration_error, softmax
 
     rng = np.random.default_rng(1)
     logits = rng.normal(0, 2, (5000, 3))
@@ -270,7 +271,8 @@ def test_ece_is_small_when_calibrated_and_large_when_overconfident():
 def test_age_interval_and_regression_metrics():
     from hub.config import AgeBand
 
-    from finetune.evaluate import fit_age_interval, regression_metrics
+    from finetune.calibration import fit_age_interval
+    from finetune.metrics import regression_metrics
 
     rng = np.random.default_rng(2)
     true = rng.uniform(1, 80, 2000)
@@ -289,49 +291,52 @@ def test_age_interval_and_regression_metrics():
 def test_group_metrics_bucket_ages(tiny_manifest):
     from datasets import ClassLabel, Dataset, Features, Value
 
-    from finetune.evaluate import FIXED_AGE_BANDS, age_bands_for, group_metrics
+    from finetune.metrics import group_metrics
 
     split = Dataset.from_dict({"age": [1, 5, 25, 27, 75], "race": [0, 1, 0, 1, 0]},
                               features=Features({"age": Value("int32"),
                                                  "race": ClassLabel(names=["white", "black"])}))
     correct = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
-    tables = group_metrics(split, ["age", "race", "absent"], "classification", correct,
-                           age_bands_for(tiny_manifest.task("gender"), tiny_manifest))
+    # the manifest's age bands (spaces.yaml tasks.age.bands), for an age column of any task's data
+    tables = group_metrics(split, ["age", "race", "absent"], "classification", correct, tiny_manifest.age_bands)
     assert list(tables["age"]) == ["0-2", "3-9", "20-29", "70+"]
     assert tables["age"]["20-29"] == {"n": 2, "accuracy": 1.0}
     assert tables["race"]["black"] == {"n": 2, "accuracy": 0.5}
     assert "absent" not in tables
-    assert FIXED_AGE_BANDS[-1].name == "70+"
-
-
-def test_field_config_parses(tiny_manifest):
-    from hub.config import PROJECT_ROOT
-
-    from finetune.config import from_yaml
-
-    cfg = from_yaml(PROJECT_ROOT / "finetune" / "configs" / "field.yaml")
-    assert cfg.task == "field" and cfg.task in tiny_manifest.tasks and cfg.detect_faces is True
+    # a manifest without an age task: decades, computed, not a copy of the bands
+    decades = group_metrics(split, ["age"], "classification", correct, ())
+    assert list(decades["age"]) == ["0-9", "20-29", "70-79"] and decades["age"]["0-9"]["n"] == 2
 
 
 # --- card and push --------------------------------------------------------------------------------------
 
+def settings_for(manifest, *flags: str):
+    from finetune.config import parse_config
+    from finetune.settings import resolve
+
+    return resolve(parse_config(list(flags)), manifest)
+
+
 @pytest.mark.parametrize("task, source, licence", [
-    ("age", "../shared/data/utkface", "utkface-non-commercial-research"),
-    ("gender", None, "utkface-non-commercial-research"),
-    ("mood", "/data/fer2013", "fer2013-research"),
+    ("age", None, "utkface-non-commercial-research"),           # the manifest's dataset: its local copy
+    ("gender", "tiennv/utkface", "utkface-non-commercial-research"),  # ... or its Hub id
+    ("mood", None, "fer2013-research"),
+    ("mood", "/data/my-faces", "unknown-training-data"),        # other data: the terms of its images
     ("field", "data/field", "unknown-training-data"),
 ])
 def test_card_licence_follows_the_data(tiny_manifest, task, source, licence):
     from finetune.card import data_terms
 
-    terms = data_terms(tiny_manifest.task(task), source)
+    terms = data_terms(settings_for(tiny_manifest, "--task", task, *(["--data", source] if source else [])))
     assert terms.license_name == licence
+    if licence != "unknown-training-data":  # written once, in spaces.yaml's licences:
+        assert terms == tiny_manifest.task(task).dataset.licence
 
 
 def test_push_without_token_is_a_clear_error(field_model, monkeypatch):
     import huggingface_hub
 
-    from finetune.evaluate import PushError, push_folder
+    from finetune.push import PushError, push_folder
 
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     with pytest.raises(PushError, match="no Hugging Face token.*hf auth login"):
@@ -341,7 +346,7 @@ def test_push_without_token_is_a_clear_error(field_model, monkeypatch):
 def test_push_uploads_the_folder_without_training_state(field_model, monkeypatch):
     import huggingface_hub
 
-    from finetune.evaluate import push_folder
+    from finetune.push import push_folder
 
     calls = []
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test")
@@ -357,7 +362,7 @@ def test_push_uploads_the_folder_without_training_state(field_model, monkeypatch
 def test_push_failure_names_the_retry(field_model, monkeypatch):
     import huggingface_hub
 
-    from finetune.evaluate import PushError, push_folder
+    from finetune.push import PushError, push_folder
 
     def refuse(self, repo_id, **kw):
         raise huggingface_hub.errors.OfflineModeIsEnabled("offline")
@@ -368,22 +373,23 @@ def test_push_failure_names_the_retry(field_model, monkeypatch):
         push_folder(field_model, "someone/field-model")
 
 
-def test_model_kwargs_reach_timm_and_survive_the_checkpoint(tmp_path):
+def test_model_kwargs_reach_timm_and_survive_the_checkpoint(tmp_path, tiny_manifest):
     import timm
 
     from finetune.config import parse_config
-    from finetune.train import create_net
+    from finetune.nets import create_net
     from hub.models import save_checkpoint
 
     cfg = parse_config(["--task", "mood", "--no-pretrained", "--model-kwargs", "stem_type=s8", "drop_rate=0.1"])
     assert cfg.model_kwargs == {"stem_type": "s8", "drop_rate": 0.1}
-    net = create_net(cfg, "levit_128s", 7, 48)
+    net = create_net(settings_for(tiny_manifest, "--task", "mood", "--no-pretrained", "--model", "levit_128s",
+                                  "--input-size", "48", "--model-kwargs", "stem_type=s8", "drop_rate=0.1"), 7)
     assert type(net.stem).__name__ == "Stem8"
     save_checkpoint(net, tmp_path / "m", labels=[str(i) for i in range(7)], input_size=48)
     reloaded = timm.create_model(f"local-dir:{tmp_path / 'm'}", pretrained=True)
     assert type(reloaded.stem).__name__ == "Stem8"
     with pytest.raises(SystemExit):
-        parse_config(["--model-kwargs", "no-equals-sign"])
+        parse_config(["--task", "mood", "--model-kwargs", "no-equals-sign"])
 
 
 @pytest.mark.parametrize("margin, shift", [(-0.1, 0.1), (0.15, 0.0)])
@@ -400,19 +406,19 @@ def test_framing_recovers_how_a_crop_was_cut(astronaut, margin, shift):
     assert found.shift == pytest.approx(shift, abs=0.03)
 
 
-def test_init_from_a_model_at_another_input_size(tmp_path):
+def test_init_from_a_model_at_another_input_size(tmp_path, tiny_manifest):
     """--init-from with a new --input-size keeps every size-independent weight of the checkpoint."""
     import torch
     from conftest import TINY_SIZE, write_tiny_model
     from safetensors.torch import load_file
 
-    from finetune.config import parse_config
-    from finetune.train import create_net
+    from finetune.nets import create_net
 
     folder = write_tiny_model(tmp_path / "small", ["female", "male"])
     size = TINY_SIZE * 2
-    cfg = parse_config(["--task", "gender", "--init-from", str(folder), "--input-size", str(size)])
-    net = create_net(cfg, "test_vit", 2, size)
+    settings = settings_for(tiny_manifest, "--task", "gender", "--init-from", str(folder), "--input-size", str(size))
+    assert settings.model == "test_vit"  # the --init-from model's architecture, not the manifest's backbone
+    net = create_net(settings, 2)
     saved = load_file(str(folder / "model.safetensors"))
     state = net.state_dict()
     assert torch.equal(state["blocks.0.attn.qkv.weight"], saved["blocks.0.attn.qkv.weight"])
@@ -420,56 +426,26 @@ def test_init_from_a_model_at_another_input_size(tmp_path):
     assert net(torch.zeros(1, 3, size, size)).shape == (1, 2)
 
 
-CONFIGS = sorted((Path(__file__).parent.parent / "finetune" / "configs").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_committed_config_parses(path, tiny_manifest):
-    from finetune.config import from_yaml
-
-    cfg = from_yaml(path)
-    assert cfg.task in tiny_manifest.tasks
-    if cfg.init_from:  # a later stage starts from a default model, or from an earlier stage's --output
-        outputs = {from_yaml(other).output for other in CONFIGS} - {None}
-        assert cfg.init_from in {f"models/{task}" for task in tiny_manifest.tasks} | outputs
-
-
-def test_make_models_runs_each_stage_after_the_one_it_starts_from():
-    """`make models` must train a stage's init_from before the stage itself."""
-    import re
-
-    from finetune.config import from_yaml
-
-    root = Path(__file__).parent.parent
-    stages = re.search(r"^MODEL_STAGES \?= (.+)$", (root / "Makefile").read_text(), re.M).group(1).split()
-    assert {f"{stage}.yaml" for stage in stages} <= {path.name for path in CONFIGS}
-    written: set[str] = set()
-    for stage in stages:
-        cfg = from_yaml(root / "finetune" / "configs" / f"{stage}.yaml")
-        if cfg.init_from:
-            assert cfg.init_from in written, f"{stage} starts from {cfg.init_from}, not written yet"
-        written.add(cfg.output or f"models/{cfg.task}")
-
-
-def test_age_from_a_classifier_starts_at_the_mean_age(tmp_path):
+def test_age_from_a_classifier_starts_at_the_mean_age(tmp_path, tiny_manifest):
     """An age run warm-started from another task's model gets a new head, which starts at the mean age
     like a run from scratch; an age run from an age model keeps its trained head."""
     from conftest import write_tiny_model
 
-    from finetune.config import parse_config
-    from finetune.train import _new_head
-
     gender = write_tiny_model(tmp_path / "gender", ["female", "male"])
     age = write_tiny_model(tmp_path / "age", ["years"], regression=True)
-    assert _new_head(parse_config(["--task", "age"]))
-    assert _new_head(parse_config(["--task", "age", "--init-from", str(gender)]))
-    assert not _new_head(parse_config(["--task", "age", "--init-from", str(age)]))
+    assert settings_for(tiny_manifest, "--task", "age").fresh_age_head
+    assert settings_for(tiny_manifest, "--task", "age", "--init-from", str(gender)).fresh_age_head
+    assert not settings_for(tiny_manifest, "--task", "age", "--init-from", str(age)).fresh_age_head
+    assert not settings_for(tiny_manifest, "--task", "gender").fresh_age_head  # classifiers: no age head
 
 
 @pytest.mark.parametrize("args, says", [([], "random init"), (["--pretrained"], "ImageNet-pretrained"),
-                                        (["--init-from", "models/age"], "continued from our model `models/age`")])
-def test_card_says_where_training_started(args, says):
-    from finetune.card import _start
-    from finetune.config import parse_config
+                                        (["--init-from", "MODEL"], "continued from our model `")])
+def test_card_says_where_training_started(args, says, tiny_manifest, tmp_path):
+    from conftest import write_tiny_model
 
-    assert _start(parse_config(["--task", "gender", "--no-pretrained", *args])) == says
+    from finetune.card import _start
+
+    if "MODEL" in args:
+        args = ["--init-from", str(write_tiny_model(tmp_path / "age", ["years"], regression=True))]
+    assert _start(settings_for(tiny_manifest, "--task", "gender", "--no-pretrained", *args)).startswith(says)

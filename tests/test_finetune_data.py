@@ -61,11 +61,20 @@ def make_age_parquet(root: Path, rows: int = 45, seed: int = 0, with_gender: boo
     return root
 
 
-def load(manifest, task: str, source: Path, tmp_path: Path, **kwargs):
+def data_settings(manifest, task: str, source: Path, tmp_path: Path, **options):
+    """The data settings of a run with these options, resolved as training resolves them."""
+    from finetune.config import make_config
+    from finetune.settings import resolve_data
+
+    values = {"task": task, "data": str(source), "input_size": 32, "detect_faces": False,
+              "cache_dir": str(tmp_path / "cache"), **options}
+    return resolve_data(make_config(values), manifest)
+
+
+def load(manifest, task: str, source: Path, tmp_path: Path, **options):
     from finetune.data import load_task_data
 
-    return load_task_data(manifest.task(task), str(source), size=32, detect=False,
-                          cache_dir=tmp_path / "cache", **kwargs)
+    return load_task_data(data_settings(manifest, task, source, tmp_path, **options))
 
 
 # --- layouts --------------------------------------------------------------------------------------
@@ -173,10 +182,7 @@ def test_face_detection_crops_and_logs_images_without_a_face(tiny_manifest, tmp_
             photo = small.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else small
             photo.rotate(3 * i - 6).save(folder / f"{label}_{i}.jpg")
     _face((90, 90, 90), np.random.default_rng(0), size=128).save(root / "train" / "cs" / "wall.jpg")
-    from finetune.data import load_task_data
-
-    data = load_task_data(tiny_manifest.task("field"), str(root), size=32, detect=True,
-                          cache_dir=tmp_path / "cache")
+    data = load(tiny_manifest, "field", root, tmp_path, detect_faces=True)
     assert data.skipped == {"unreadable": 0, "no_face": 1}
     assert len(data.no_face) == 1 and data.no_face[0].endswith("wall.jpg")
     assert sum(len(part) for part in data.splits.values()) == 12
@@ -188,13 +194,12 @@ def test_face_detection_crops_and_logs_images_without_a_face(tiny_manifest, tmp_
 def test_utkface_gender_groups_and_age_buckets(tiny_manifest, tmp_path):
     from conftest import SHARED_DATA
 
-    from finetune.evaluate import age_bands_for, group_metrics
+    from finetune.metrics import group_metrics
 
     data = load(tiny_manifest, "gender", SHARED_DATA / "utkface", tmp_path, max_samples=60)
     assert data.labels == ["female", "male"] and data.groups == ["race", "age"]
     test = data.splits["test"]
-    tables = group_metrics(test, data.groups, "classification", np.ones(len(test)),
-                           age_bands_for(tiny_manifest.task("gender"), tiny_manifest))
+    tables = group_metrics(test, data.groups, "classification", np.ones(len(test)), tiny_manifest.age_bands)
     assert set(tables["race"]) <= {"white", "black", "asian", "indian", "other"}
     assert set(tables["age"]) <= {band.name for band in tiny_manifest.task("age").bands}
     assert sum(row["n"] for row in tables["age"].values()) == len(test)

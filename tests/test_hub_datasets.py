@@ -114,10 +114,16 @@ def hub_task(manifest, name: str, tmp_path: Path):
     return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, path=str(tmp_path / "absent")))
 
 
-def load(task, tmp_path, source=None, **kwargs):
+def load(task, tmp_path, source=None, **options):
+    """The task's data, with the settings training resolves (the task as given: no local copy)."""
+    from finetune.config import make_config
     from finetune.data import load_task_data
+    from finetune.settings import resolve_data
+    from hub.config import load_manifest
 
-    return load_task_data(task, source, size=32, detect=False, cache_dir=tmp_path / "cache", **kwargs)
+    values = {"task": task.name, "data": source, "input_size": 32, "detect_faces": False,
+              "cache_dir": str(tmp_path / "cache"), **options}
+    return load_task_data(resolve_data(make_config(values), load_manifest(), task=task))
 
 
 def counts(data) -> dict[str, int]:

@@ -82,8 +82,12 @@ def test_transformers_pipeline_agrees_with_attribute_model(tiny_manifest, store,
 
 
 def test_missing_model_says_how_to_train(store):
-    with pytest.raises(ModelUnavailable, match=r"python -m finetune --task field"):
+    with pytest.raises(ModelUnavailable, match=r"python -m finetune --task field") as err:
         store.get("field")
+    # fields, not text to take apart: advice for users, what was tried for the owner
+    assert err.value.task == "field" and "python -m finetune recipe field" in err.value.advice
+    assert "Tried" not in err.value.advice and len(err.value.tried) == 1 and "missing" in err.value.tried[0]
+    assert str(err.value) == err.value.advice + " Tried: " + err.value.tried[0]
     assert not store.available("field") and store.available("gender")
 
 
