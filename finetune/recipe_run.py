@@ -22,7 +22,7 @@ from hub.models import WEIGHTS_FILE
 
 from . import runstate
 from .config import ConfigError, make_config
-from .data import DataError
+from .errors import DataError
 from .recipe import RECIPES_FILE, Recipe, Stage, Start, load_recipes, stage_options
 from .settings import digest, resolve, shown
 

@@ -319,7 +319,7 @@ def settings_for(manifest, *flags: str):
 
 @pytest.mark.parametrize("task, source, licence", [
     ("age", None, "utkface-non-commercial-research"),           # the manifest's dataset: its local copy
-    ("gender", "tiennv/utkface", "utkface-non-commercial-research"),  # ... or its Hub id
+    ("gender", "nu-delta/utkface", "utkface-non-commercial-research"),  # ... or its Hub id
     ("mood", None, "fer2013-research"),
     ("mood", "/data/my-faces", "unknown-training-data"),        # other data: the terms of its images
     ("field", "data/field", "unknown-training-data"),

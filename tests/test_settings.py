@@ -105,8 +105,11 @@ def test_the_manifests_data_path_is_relative_to_the_manifest(tmp_path, monkeypat
 def test_missing_local_copy_falls_back_to_the_hub_id(tiny_manifest):
     from finetune.settings import resolve_data
 
+    spec = tiny_manifest.task("mood").dataset
     data = resolve_data(parse("--task", "mood"), tiny_manifest)  # ../shared is not beside the tmp manifest
-    assert data.source == tiny_manifest.task("mood").dataset.id and data.from_manifest
+    assert data.source == f"{spec.id}@{spec.revision}" and data.from_manifest and data.licence == spec.licence
+    other = resolve_data(parse("--task", "mood", "--data", "someone/faces"), tiny_manifest)
+    assert not other.from_manifest and other.licence is None
 
 
 def test_training_crops_are_the_apps_crops(tiny_manifest, astronaut):
