@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hub.config import TaskConfig, hub_ref, load_manifest
+from hub.config import TaskConfig, load_manifest
+from hub.locations import hub_ref
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # must precede any keras import: no TensorFlow here
 

@@ -144,7 +144,8 @@ def prepare_manifest(work: Path, force_stand_in: bool) -> tuple[Path, list[str]]
     import timm
     import yaml
 
-    from hub.config import DEFAULT_MANIFEST, hub_ref
+    from hub.config import DEFAULT_MANIFEST
+    from hub.locations import hub_ref
     from hub.models import save_checkpoint
 
     source = Path(os.environ.get("HUB_MANIFEST") or DEFAULT_MANIFEST)
@@ -549,8 +550,8 @@ def section_training(ctx: Context) -> list[Row]:
         data = manifest.resolve(task.dataset.path or "")
         start = Path(manifest.resolve(task.models[0]))
         if not Path(data).exists() or not model_ready(start):
-            missing = f"no data at {data}" if not Path(data).exists() else f"no trained model at {start} to start from"
-            rows.append(Row("training", label, "n/a", missing))
+            why = f"no data at {data}" if not Path(data).exists() else f"no trained model at {start} to start from"
+            rows.append(Row("training", label, "n/a", why))
             continue
         out = ctx.work / "train" / name
         options = {**stage_options(recipe.stage(recipe.publish), name), "max_samples": 2048, "epochs": 1,

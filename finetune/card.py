@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from hub.config import DataLicence, TaskConfig, hub_ref
+from hub.config import DataLicence, TaskConfig
+from hub.locations import hub_ref
 
 from .settings import Settings
 
@@ -29,16 +30,6 @@ def data_terms(settings: Settings) -> DataLicence:
         "sharing or using the model. Until then, treat it as **research use only**."))
 
 
-def _hub_dataset(settings: Settings) -> str | None:
-    """The Hub dataset a model was trained on: the manifest's (also when read from its local copy), or the
-    Hub id passed as --data."""
-    from .hub_datasets import is_hub_id, split_revision
-
-    if settings.data.from_manifest:
-        return settings.task.dataset.id
-    return split_revision(settings.data.source)[0] if is_hub_id(settings.data.source) else None
-
-
 # --- metadata ---------------------------------------------------------------------------------------
 
 def card_data(settings: Settings, metrics: dict, repo_id: str | None, terms: DataLicence):
@@ -46,7 +37,7 @@ def card_data(settings: Settings, metrics: dict, repo_id: str | None, terms: Dat
 
     task = settings.task
     test = metrics["test"]
-    hub_dataset = _hub_dataset(settings)
+    hub_dataset = settings.data.hub_dataset
     dataset_type = hub_dataset or "custom"
     common = dict(task_type="image-classification", dataset_type=dataset_type, dataset_name=terms.name,
                   dataset_split="test", task_name=f"{task.title} ({task.kind})")
@@ -191,7 +182,7 @@ def render(settings: Settings, metrics: dict, data, repo_id: str | None = None) 
     no_face = len(getattr(data, "no_face", []) or [])
     training = metrics.get("training", {})
     config_yaml = yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).strip()
-    hub_dataset = _hub_dataset(settings)
+    hub_dataset = settings.data.hub_dataset
     caveat = task.caveat or "See the limitations below."
     load_lines = [
         "import timm, torch",

@@ -79,7 +79,8 @@ def _stage(raw: Any, recipe: str, previous: str | None, templates: dict, root: P
         extra = set(raw) - {"name", "convert"}
         if extra:
             raise ConfigError(f"{where}: a convert stage takes only name and convert, not {sorted(extra)}")
-        return Stage(recipe, raw["name"], (), Start("folder", str(root / raw["convert"])), convert=str(root / raw["convert"]))
+        source = str(root / raw["convert"])
+        return Stage(recipe, raw["name"], (), Start("folder", source), convert=source)
     template = {}
     if raw.get("use") is not None:
         if raw["use"] not in templates:

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.config import DataLicence, Manifest, TaskConfig, hub_ref, load_manifest
+from hub.config import DataLicence, Manifest, TaskConfig, load_manifest
+from hub.locations import hub_ref
 from hub.faces import CropSpec, crop_spec
 
 from .config import ConfigError, TrainConfig
@@ -40,6 +41,15 @@ class DataSettings:
     @property
     def licence(self) -> DataLicence | None:
         return self.task.dataset.licence if self.from_manifest else None
+
+    @property
+    def hub_dataset(self) -> str | None:
+        """The Hub dataset behind the data: the manifest's (also read from its local copy), or a --data Hub id."""
+        from . import hub_datasets
+
+        if self.from_manifest:
+            return self.task.dataset.id
+        return hub_datasets.split_revision(self.source)[0] if hub_datasets.is_hub_id(self.source) else None
 
     @property
     def shown_source(self) -> str:

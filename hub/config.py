@@ -13,10 +13,11 @@ from typing import Any
 
 import yaml
 
+from .locations import hub_ref
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = PROJECT_ROOT / "spaces.yaml"
 TASK_KINDS = ("classification", "regression")
-HUB_PREFIX = "hf-hub:"
 
 
 class ManifestError(ValueError):
@@ -31,25 +32,6 @@ class AgeBand:
 
     def contains(self, years: float) -> bool:
         return self.low <= years < self.high
-
-
-@dataclass(frozen=True)
-class HubRef:
-    """A model on the Hugging Face Hub, from a location written `hf-hub:org/name[@revision]`."""
-    repo_id: str
-    revision: str | None = None
-
-    @property
-    def location(self) -> str:
-        return f"{HUB_PREFIX}{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
-
-
-def hub_ref(location: str) -> HubRef | None:
-    """The Hub repo a model location names; None for anything else (a local folder, a timm name)."""
-    if not location.startswith(HUB_PREFIX):
-        return None
-    repo_id, _, revision = location[len(HUB_PREFIX):].partition("@")
-    return HubRef(repo_id, revision or None)
 
 
 @dataclass(frozen=True)

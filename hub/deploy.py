@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import (DEFAULT_MANIFEST, HUB_PREFIX, PROJECT_ROOT, HubRef, Manifest, ManifestError, TaskConfig,
-                     hub_ref, read_manifest)
+from .config import DEFAULT_MANIFEST, PROJECT_ROOT, Manifest, ManifestError, TaskConfig, read_manifest
+from .locations import HUB_PREFIX, HubRef, hub_ref
 from .models import CONFIG_FILE, WEIGHTS_FILE, read_model_config
 
 HUB_URL = "https://huggingface.co"

@@ -10,7 +10,8 @@ from typing import Any
 
 from PIL import Image
 
-from .config import Manifest, TaskConfig, hub_ref, load_manifest
+from .config import Manifest, TaskConfig, load_manifest
+from .locations import hub_ref
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

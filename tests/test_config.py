@@ -85,7 +85,7 @@ def test_licences_are_written_once_and_shared(raw):
     ("hf-hub:org/name", "org/name", None), ("hf-hub:org/name@v1.2", "org/name", "v1.2"),
     ("models/age", None, None), ("levit_128s", None, None)])
 def test_hub_locations_are_parsed_in_one_place(location, repo, revision):
-    from hub.config import hub_ref
+    from hub.locations import hub_ref
 
     ref = hub_ref(location)
     assert (ref.repo_id, ref.revision) == (repo, revision) if repo else ref is None

@@ -108,7 +108,8 @@ def test_stages_run_in_order_and_the_last_is_published(tiny, tmp_path, capsys):
     runs, published = tmp_path / "runs" / "field", tmp_path / "models" / "field"
     second = yaml.safe_load((runs / "second" / "train_config.yaml").read_text())
     assert Path(second["init_from"]).resolve() == (runs / "first").resolve()  # from: previous
-    assert json.loads((published / "config.json").read_text()) == json.loads((runs / "second" / "config.json").read_text())
+    published_config = json.loads((published / "config.json").read_text())
+    assert published_config == json.loads((runs / "second" / "config.json").read_text())
     assert (published / "README.md").is_file() and not (published / "recipe.json").exists()
     assert not any(published.glob("*.pt"))
 
