@@ -163,10 +163,8 @@ def _groups(task: TaskConfig, metrics: dict) -> str:
 
 
 def _start(settings: Settings) -> str:
-    init = settings.init
-    if init:
-        started = f"continued from our model `{init.folder}`"
-        return started + (f", whose weights came from {init.pretrained_from}" if init.pretrained_from else "")
+    if settings.init:
+        return f"continued from our model `{settings.init.folder}`"
     return "ImageNet-pretrained" if settings.pretrained else "random init"
 
 
@@ -254,8 +252,9 @@ detected face (listed in `no_face.log`; {no_face} in total).
 Backbone `{cfg.model}` ({_start(settings)}), fine-tuned
 {cfg.epochs} epoch(s) at most with early stopping on the validation {"accuracy" if task.is_classification
 else "MAE"}; best epoch {training.get("best_epoch", "?")}; {training.get("train_speed_img_per_s", "?")}
-images/s in the last epoch. The resolved configuration (`train_config.yaml`; rerun it with
-`python -m finetune --config train_config.yaml`):
+images/s in the last epoch.{f" Pretrained weights: {settings.init.pretrained_from}"
+                             if settings.init and settings.init.pretrained_from else ""}
+The resolved configuration (`train_config.yaml`; rerun it with `python -m finetune --config train_config.yaml`):
 
 ```yaml
 {config_yaml}
