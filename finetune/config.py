@@ -55,6 +55,8 @@ class TrainConfig:
     cache_dir: str = ".cache/finetune"
     # optimisation
     epochs: int = 10
+    stop_after: Optional[int] = field(default=None, metadata={"help": "stop after this many epochs of the "
+                                      "schedule (a time budget); the best epoch so far is kept"})
     batch_size: int = 128
     lr: float = 2e-3
     head_lr: Optional[float] = None

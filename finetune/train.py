@@ -145,6 +145,9 @@ def run(settings: Settings) -> Path | None:
         if epoch - best_epoch >= cfg.patience:
             log(f"[early stop] no gain for {cfg.patience} epochs")
             break
+        if cfg.stop_after and epoch + 1 >= cfg.stop_after:
+            log(f"[stop] after {cfg.stop_after} of {cfg.epochs} epochs (stop_after)")
+            break
 
     # 7. finish: best weights, calibrated, evaluated, saved in the app's format
     distributed.barrier()

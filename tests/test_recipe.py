@@ -37,7 +37,7 @@ def test_every_task_has_a_recipe_and_every_stage_parses(project):
                 stage_options(stage, recipe.task)  # a valid TrainConfig, every value of its type
 
 
-@pytest.mark.parametrize("task, epochs", [("mood", 10), ("gender", 6), ("age", 8)])
+@pytest.mark.parametrize("task, epochs", [("mood", 10), ("gender", 6), ("age", 6)])
 def test_default_models_are_teachers_from_the_converted_face_backbone(project, task, epochs):
     from finetune.recipe import Start, stage_options
 
@@ -45,7 +45,7 @@ def test_default_models_are_teachers_from_the_converted_face_backbone(project, t
     backbone = recipes["face-backbone"].stage("convert")
     assert Path(backbone.convert).resolve() == (manifest.root / "../shared/pretrained/hse-faceres-deep").resolve()
     recipe = recipes[task]
-    teacher = recipe.stage(recipe.publish)
+    teacher = recipe.stage("teacher")
     assert teacher.start == Start("stage", "face-backbone/convert")
     options = stage_options(teacher, task)
     assert {k: options[k] for k in TEACHER} == TEACHER and options["epochs"] == epochs
@@ -58,9 +58,11 @@ def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp
     assert main(["recipe", "gender", "age", "mood", "--dry-run", "--runs", str(tmp_path / "runs")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert", "[recipe] gender/teacher",
-                                                      "[recipe] age/teacher", "[recipe] mood/teacher"]
-    assert "--init-from " + str(tmp_path / "runs" / "face-backbone" / "convert") in lines[-1]
-    assert "--input-size 112" in lines[-1] and "--epochs 10" in lines[-1]
+                                                      "[recipe] age/teacher", "[recipe] mood/teacher",
+                                                      "[recipe] mood/polish"]
+    assert "--init-from " + str(tmp_path / "runs" / "face-backbone" / "convert") in lines[-2]
+    assert "--input-size 112" in lines[-2] and "--epochs 10" in lines[-2] and "--stop-after 5" in lines[-2]
+    assert "--init-from " + str(tmp_path / "runs" / "mood" / "teacher") in lines[-1]
 
 
 # --- tiny recipes, run --------------------------------------------------------------------------------
