@@ -3,12 +3,14 @@ is left on disk, in Gradio's upload cache or in the temp folder; there is no fla
 says so."""
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
 from hub.ui import PRIVACY, build_demo, launch
+from hub.uploads import HOLD_SECONDS
 from conftest import serve_photo
 from test_app import call, free_port
 
@@ -79,23 +81,29 @@ def test_nothing_is_left_on_disk_after_answering(app, photos, photo_url):
     assert snapshot(cache, temp) == before
 
 
-def test_examples_stay_uploads_go_even_when_shared(app):
-    from hub.ui import upload_in_use
+def test_examples_stay_and_a_shared_upload_is_decoded_once_then_deleted(app, photos):
+    from concurrent.futures import ThreadPoolExecutor
 
-    demo, _, cache, _ = app
+    demo = app[0]
     photo = next(b for b in demo.blocks.values() if isinstance(b, gr.Image) and b.keep_in_cache)
-    example = next(iter(photo.keep_in_cache))  # what the page sends when an example is clicked
-    with upload_in_use(example, photo):
-        pass
-    assert os.path.exists(example)
-    upload = cache / "0123abcd" / "face.jpg"
+    keeper = photo.preprocess.__self__  # hub.uploads.Photos: the component's check is its method
+    example = keeper.check({"path": next(iter(photo.keep_in_cache))})  # what the page sends for an example
+    assert min(keeper.photo(example, "session-1").size) >= 300
+    assert os.path.exists(example)  # examples are never deleted
+
+    upload = keeper.folder / "0123abcd" / "face.jpg"  # as Gradio's upload route writes it
     upload.parent.mkdir()
-    upload.write_bytes(b"...")
-    with upload_in_use(str(upload), photo):      # two requests for the same upload (same content
-        with upload_in_use(str(upload), photo):  # gives the same path): the first to end keeps it
-            pass
-        assert upload.exists()
-    assert not upload.parent.exists()  # the last one deletes it and its folder
+    upload.write_bytes(photos["face.jpg"].read_bytes())
+    demo.upload_file_set.add(str(upload))
+    path = keeper.check({"path": str(upload)})
+    with ThreadPoolExecutor(4) as pool:  # four users sending the same photo share one path
+        images = list(pool.map(lambda n: keeper.photo(path, f"user-{n}"), range(4)))
+    assert all(image is images[0] for image in images)  # decoded once, held in memory
+    assert not upload.parent.exists()  # the file and its folder went at once
+    assert keeper.photo(keeper.check({"path": str(upload)}), "user-5") is images[0]  # still analysable
+    keeper.expire(now=time.monotonic() + HOLD_SECONDS + 1)
+    with pytest.raises(gr.Error, match="not available"):  # idle too long: dropped from memory too
+        keeper.check({"path": str(upload)})
 
 
 def test_no_flagging_and_the_page_says_photos_are_not_stored(app):
