@@ -88,6 +88,16 @@ def load_image(source) -> Image.Image:
     `original_size`), files over `MAX_PIXELS` reduced while decoding or refused.
     Raises `BadImage` with a plain message.
     """
+    opened: list[Image.Image] = []
+    try:
+        return _load_image(source, opened)
+    except BaseException:
+        for image in opened:
+            image.close()  # the file, now: a refused photo leaves nothing open
+        raise
+
+
+def _load_image(source, opened: list[Image.Image]) -> Image.Image:
     try:
         if isinstance(source, Image.Image):
             image = source
@@ -97,10 +107,12 @@ def load_image(source) -> Image.Image:
             if not source:
                 raise BadImage("The file is empty.")
             image = Image.open(io.BytesIO(source))
+            opened.append(image)
         elif isinstance(source, (str, os.PathLike)):
             if Path(source).stat().st_size == 0:
                 raise BadImage("The file is empty.")
             image = Image.open(source)
+            opened.append(image)
         else:
             raise BadImage(f"Cannot read an image from {type(source).__name__}.")
         image.seek(0)

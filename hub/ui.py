@@ -19,7 +19,7 @@ from .config import PROJECT_ROOT, Manifest, TaskConfig, load_manifest
 from .faces import BadImage, Face, load_image
 from .models import ModelUnavailable
 from .predict import Predictor
-from .uploads import Photos, stop_on_sigterm
+from .uploads import HOLD_SECONDS, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,10 @@ DISPLAY_SIDE = 1024         # the annotated copy is downscaled to this; predicti
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 API_ALL = "all"
 PRIVACY = ("Uploaded photos are not stored: the upload file is deleted as soon as the photo has been "
-           "read (within a minute if it is never analysed), the photo itself stays in the server's memory "
-           "only while you use it (10 minutes after its last analysis, or until you close the page), the "
-           "photo with boxes is sent back without being written to disk, and nothing about them is "
-           "logged. There is no flagging.")
+           f"analysed (within {(UPLOAD_MAX_AGE + SWEEP_SECONDS) // 60 + 1} minutes if it never is), the photo "
+           f"stays in the server's memory only while you use it ({HOLD_SECONDS // 60} minutes after its last "
+           "analysis, or until you close the page), the photo with boxes is sent back without being written to "
+           "disk, and nothing about them is logged. There is no flagging.")
 
 
 def inline_image(**kwargs) -> gr.Image:

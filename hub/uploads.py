@@ -152,6 +152,7 @@ class Photos:
     def attach(self, demo: gr.Blocks) -> None:
         """Check the photo inputs of `demo`'s events before Gradio looks at them (call inside it)."""
         self.demo = demo
+        demo.photos = self  # reachable from the app (tests, other tabs)
         demo.unload(self.release)
         preprocess, ids = demo.preprocess_data, {photo._id for photo in self._inputs}
 

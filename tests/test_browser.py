@@ -97,3 +97,23 @@ def test_upload_analyze_and_switch_tabs(page, app_url, astronaut, tmp_path):
     page.screenshot(path=ARTIFACTS / "browser_mood.png", full_page=True)
 
     assert {str(p) for p in cache.rglob("*")} == before  # the browser's uploads are gone too
+
+
+def test_the_photo_on_screen_can_be_analysed_again(page, app_url, tmp_path):
+    """Issue 15.1: no face found, so tick "classify the whole image" as the message advises, and
+    Analyze again: the same photo, now held in the server's memory (its file is gone)."""
+    from PIL import Image
+
+    url, cache = app_url
+    photo = tmp_path / "grey.png"
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(photo)
+    page.goto(url)
+    page.get_by_role("tab", name="All attributes").wait_for()
+    panel = analyze_in_visible_tab(page, photo)
+    panel.get_by_text("No face found").first.wait_for()
+    assert not [p for p in cache.rglob("grey.png")]  # the upload file went with the answer
+    panel.get_by_label("Classify the whole image if no face is found").check()
+    panel.get_by_role("button", name="Analyze").click()
+    panel.get_by_text("Treated the whole image as one face").first.wait_for()
+    assert page.get_by_text("not available").count() == 0
+    page.screenshot(path=ARTIFACTS / "browser_again.png", full_page=True)
