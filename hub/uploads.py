@@ -42,7 +42,7 @@ except ImportError:  # Windows: folders left by a crash are not cleared
 UNAVAILABLE = ("This photo is not available any more: photos are kept only while they are in use. "
                "Please upload it again, pick an example, or paste an image URL.")
 HOLD_SECONDS = 600          # a decoded photo is dropped after this long unused
-HOLD_BYTES = 1 << 30        # ... or sooner, oldest first, when the held photos exceed this
+HOLD_BYTES = int(os.environ.get("HUB_HOLD_MB", "512")) << 20  # or sooner, oldest first, past this
 UPLOAD_MAX_AGE = 60         # an upload file is deleted this long after it arrived, used or not
 SWEEP_SECONDS = 15
 FOLDER_PREFIX = "face-attribute-hub-uploads-"
@@ -268,10 +268,10 @@ class Photos:
         with self._lock:
             return list(self._held)
 
-    def sweep(self, max_age: float = UPLOAD_MAX_AGE) -> None:
-        """Delete what is older than `max_age` seconds in the upload folder: files (examples and
-        the lock stay) and empty folders (a new one may be about to receive an upload)."""
-        keep, cutoff = self._examples(), time.time() - max_age
+    def sweep(self) -> None:
+        """Delete what is older than UPLOAD_MAX_AGE in the upload folder: files (examples and the
+        lock stay) and empty folders (a new one may be about to receive an upload)."""
+        keep, cutoff = self._examples(), time.time() - UPLOAD_MAX_AGE
         for path in sorted(self.folder.rglob("*"), reverse=True):  # files before their folders
             with suppress(OSError):
                 if path.lstat().st_mtime >= cutoff or path.name == LOCK_NAME or str(path) in keep:

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import raw_call, raw_upload
+from conftest import raw_call, raw_upload, serve_photo
 from hub.ui import CONCURRENCY, FETCH_SLOTS, build_demo, launch
-from hub.uploads import FOLDER_PREFIX, SWEEP_SECONDS, UNAVAILABLE, UPLOAD_MAX_AGE
+from hub import uploads
+from hub.uploads import FOLDER_PREFIX, SWEEP_SECONDS, UNAVAILABLE
 from test_app import ENDPOINTS, call, free_port
-from test_bad_input import png_of_one_colour
 
 ROOT = Path(__file__).resolve().parents[1]
+MAX_AGE = uploads.UPLOAD_MAX_AGE
 MARKED = {"_type": "gradio.FileData"}  # Gradio's file marker: with it, Gradio checks the path itself
 
 
@@ -38,6 +39,9 @@ def app(tiny_manifest, tmp_path_factory):
     base = tmp_path_factory.mktemp("gradio_temp")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(base))
+        # the sweep would delete the canary planted in the app's folder (it empties that folder, by
+        # design): here only what requests do is watched
+        patch.setattr(uploads, "UPLOAD_MAX_AGE", 3600)
         demo = build_demo(tiny_manifest)
         folder = Path(os.environ["GRADIO_TEMP_DIR"])
         _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
@@ -84,13 +88,12 @@ def test_paths_not_uploaded_here_get_one_message_and_nothing_is_read_or_deleted(
     _, url, _, folder, _ = app
     assert Path("models/age/age_scatter.png").is_file() and Path("examples/astronaut.jpg").is_file()
     before, tree = contents(canaries), sorted(folder.rglob("*"))
-    answers = set()
-    for path in hostile_paths(canaries):
-        for payload in ({"path": path}, {"path": path, "meta": MARKED}, {"path": path, "orig_name": "x.png"}):
-            event, message = raw_call(url, api, [payload, "", False])
-            assert event == "error", (path, payload, message)  # no picture comes back
-            answers.add(message)
-    assert answers == {UNAVAILABLE}  # one message: it tells nothing about what exists on the server
+    payloads = [shape for path in hostile_paths(canaries) for shape in
+                ({"path": path}, {"path": path, "meta": MARKED}, {"path": path, "orig_name": "x.png"})]
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda payload: raw_call(url, api, [payload, "", False]), payloads))
+    assert all(event == "error" for event, _ in answers), answers  # no picture comes back
+    assert {message for _, message in answers} == {UNAVAILABLE}  # one message: it tells nothing about what exists on the server
     assert contents(canaries) == before and sorted(folder.rglob("*")) == tree  # nothing deleted
     log = "".join(capfd.readouterr())
     assert "Traceback" not in log and "server_files" not in log and "f00d" not in log, log[-2000:]
@@ -146,7 +149,7 @@ def test_uploads_never_analysed_are_swept_and_the_sweep_is_frequent(app, photo_6
     assert upload.is_file() and upload.parent.parent == folder
     keeper.sweep()  # too young to go
     assert upload.is_file()
-    old = time.time() - UPLOAD_MAX_AGE - 1
+    old = time.time() - uploads.UPLOAD_MAX_AGE - 1
     os.utime(upload, (old, old))
     keeper.sweep()
     assert not upload.exists() and not upload.parent.exists()  # with its hash-named folder
@@ -157,7 +160,7 @@ def test_uploads_never_analysed_are_swept_and_the_sweep_is_frequent(app, photo_6
     keeper.sweep()
     assert not empty.exists() and fresh.exists()  # an upload may be about to land in a new one
     assert all(path.is_file() for path in examples if path != upload)  # the examples stay
-    assert SWEEP_SECONDS <= 30 and UPLOAD_MAX_AGE <= 120  # minutes at most, not Gradio's 5-9
+    assert SWEEP_SECONDS <= 30 and MAX_AGE <= 120  # minutes at most, not Gradio's 5-9
 
 
 @pytest.fixture(scope="module")
@@ -218,8 +221,9 @@ def start_app(tiny_manifest_path: Path, base: Path, log: Path) -> tuple[subproce
     import httpx
 
     port = free_port()
-    env = dict(os.environ, GRADIO_TEMP_DIR=str(base), HUB_MANIFEST=str(tiny_manifest_path),
-               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONWARNINGS="default")
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(base), HUB_MANIFEST=str(tiny_manifest_path), HF_HUB_OFFLINE="1",
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONWARNINGS="default", PYTHONUNBUFFERED="1",
+               HUB_URL_ALLOW_HOSTS="127.0.0.1")
     server = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=ROOT, env=env,
                               stdout=log.open("a"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -236,7 +240,8 @@ def start_app(tiny_manifest_path: Path, base: Path, log: Path) -> tuple[subproce
 
 
 def stop(server: subprocess.Popen, how=signal.SIGTERM) -> None:
-    server.send_signal(how)
+    if server.poll() is None:
+        server.send_signal(how)
     try:
         server.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -244,22 +249,45 @@ def stop(server: subprocess.Popen, how=signal.SIGTERM) -> None:
         server.wait()
 
 
-def test_a_restart_clears_uploads_left_behind_and_a_stop_clears_its_own(tiny_manifest_path, photo_640, tmp_path):
-    base, log = tmp_path / "gradio_temp", tmp_path / "app.log"
-    server, url = start_app(tiny_manifest_path, base, log)
-    upload = Path(raw_upload(url, photo_640)["path"])  # sent, never analysed
-    stop(server, signal.SIGKILL)  # a crash: no clean-up ran
-    assert upload.is_file()
+@pytest.fixture(scope="module")
+def restarted(tiny_manifest_path, photo_640, tmp_path_factory):
+    """The app in its own process: started, sent an upload it never analyses, killed (a crash: no
+    clean-up runs), and started again on the same GRADIO_TEMP_DIR."""
+    from types import SimpleNamespace
 
+    work = tmp_path_factory.mktemp("restarted")
+    base, log = work / "gradio_temp", work / "app.log"
+    server, url = start_app(tiny_manifest_path, base, log)
+    leftover = Path(raw_upload(url, photo_640)["path"])
+    stop(server, signal.SIGKILL)
+    assert leftover.is_file()
     server, url = start_app(tiny_manifest_path, base, log)
     try:
-        assert not upload.exists() and not upload.parent.parent.exists()  # gone at start-up
-        [folder] = base.glob(FOLDER_PREFIX + "*")
-        second = Path(raw_upload(url, photo_640)["path"])
-        assert second.is_file() and second.is_relative_to(folder)
+        yield SimpleNamespace(server=server, url=url, base=base, log=log, leftover=leftover, work=work)
     finally:
-        stop(server)  # what a Space or systemd sends
-    assert server.returncode == 0 and not folder.exists()  # the app's folder went with it
+        stop(server)
+
+
+def test_a_restart_clears_uploads_left_behind(restarted, photo_640):
+    assert not restarted.leftover.exists() and not restarted.leftover.parent.parent.exists()
+    [folder] = restarted.base.glob(FOLDER_PREFIX + "*")  # only the running app's
+    upload = Path(raw_upload(restarted.url, photo_640)["path"])
+    assert upload.is_file() and upload.is_relative_to(folder)
+
+
+def one_bit_png(width: int, height: int) -> bytes:
+    """A black-and-white PNG, quick to write at any size (1 bit a pixel, all white)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + b"\xff" * ((width + 7) // 8)
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 def corrupt_exif_jpeg(photo: Image.Image) -> bytes:
@@ -284,35 +312,49 @@ def peak_rss_mb(pid: int) -> float:
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak RSS is read from /proc (Linux)")
-def test_huge_photos_keep_the_memory_flat_and_the_log_says_nothing_about_photos(
-        tiny_manifest_path, astronaut, photo_640, tmp_path, record_property):
-    png = tmp_path / "bomb.png"  # 13000 x 13000: 2 MB on disk, 680 MB decoded
-    png.write_bytes(png_of_one_colour(13_000, 13_000))
+def test_huge_photos_are_refused_or_reduced_and_the_memory_stays_flat(restarted, astronaut, photo_640, tmp_path,
+                                                                      record_property):
+    url, server = restarted.url, restarted.server
+    png = tmp_path / "bomb.png"  # 13000 x 13000: 40 kB on disk, 169 Mpx (680 MB once in RGB)
+    png.write_bytes(one_bit_png(13_000, 13_000))
     jpeg = tmp_path / "forty.jpg"  # 40 Mpx, 2 MB
     astronaut.resize((7746, 5164), Image.Resampling.BICUBIC).save(jpeg, quality=85)
+    assert raw_call(url, "all", [raw_upload(url, photo_640), "", False])[0] == "complete"  # warm
+    Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # the peak starts again from now
+    start = peak_rss_mb(server.pid)
+    with serve_photo(png.read_bytes(), "bomb.png") as png_url, serve_photo(jpeg.read_bytes()) as jpeg_url:
+        for photo, link in ((raw_upload(url, png), ""), (None, png_url)):  # uploaded, then by URL
+            event, message = raw_call(url, "all", [photo, link, False])
+            assert event == "error" and "too large to analyse" in message
+        for photo, link in ((raw_upload(url, jpeg), ""), (None, jpeg_url)):
+            event, outputs = raw_call(url, "gender", [photo, link, False])
+            assert event == "complete" and outputs[1]["original_size"] == [7746, 5164]
+            assert "was reduced to" in outputs[1]["message"]
+    growth = peak_rss_mb(server.pid) - start
+    record_property("peak_rss_growth_mb", round(growth))
+    print(f"\npeak RSS growth for a 13000x13000 PNG and a 40 Mpx JPEG, each uploaded and by URL: {growth:.0f} MB")
+    assert growth < 300
+
+
+def test_the_log_says_nothing_about_photos_or_paths(restarted, astronaut, tmp_path):
+    url = restarted.url
     odd = tmp_path / "odd_exif.jpg"
     odd.write_bytes(corrupt_exif_jpeg(astronaut))
-    log = tmp_path / "app.log"
-    server, url = start_app(tiny_manifest_path, tmp_path / "gradio_temp", log)
-    try:
-        assert raw_call(url, "all", [raw_upload(url, photo_640), "", False])[0] == "complete"  # warm
-        Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # the peak starts again from now
-        start = peak_rss_mb(server.pid)
-        event, message = raw_call(url, "all", [raw_upload(url, png), "", False])
-        assert event == "error" and "too large to analyse" in message
-        event, outputs = raw_call(url, "gender", [raw_upload(url, jpeg), "", False])
-        assert event == "complete" and outputs[1]["original_size"] == [7746, 5164]
-        assert "was reduced to" in outputs[1]["message"]
-        growth = peak_rss_mb(server.pid) - start
-        record_property("peak_rss_growth_mb", round(growth))
-        print(f"\npeak RSS growth for a 13000x13000 PNG and a 40 Mpx JPEG: {growth:.0f} MB")
-        assert growth < 300
-
-        assert raw_call(url, "mood", [raw_upload(url, odd), "", False])[0] == "complete"
-        for path in ("/etc/passwd", f"{tmp_path}/secret.png", "../../secret.png"):
-            assert raw_call(url, "age", [{"path": path, "meta": MARKED}, "", False]) == ("error", UNAVAILABLE)
-    finally:
-        stop(server)
-    text = log.read_text()
-    for sign in ("pixels", "DecompressionBomb", "EXIF", "Truncated", "Traceback", "secret", "passwd", str(tmp_path)):
+    png = tmp_path / "bomb.png"
+    png.write_bytes(one_bit_png(13_000, 13_000))
+    assert raw_call(url, "mood", [raw_upload(url, odd), "", False])[0] == "complete"
+    assert raw_call(url, "mood", [raw_upload(url, png), "", False])[0] == "error"
+    for path in ("/etc/passwd", f"{tmp_path}/secret.png", "../../secret.png", "models/age/age_scatter.png"):
+        for payload in ({"path": path}, {"path": path, "meta": MARKED}):
+            assert raw_call(url, "age", [payload, "", False]) == ("error", UNAVAILABLE)
+    time.sleep(1)
+    text = restarted.log.read_text()
+    for sign in ("pixels", "DecompressionBomb", "EXIF", "Truncated", "Traceback", "secret", "passwd",
+                 "age_scatter", str(tmp_path)):
         assert sign not in text, (sign, text[-3000:])
+
+
+def test_a_stop_takes_the_apps_folder_with_it(restarted):  # last: it stops the app
+    [folder] = restarted.base.glob(FOLDER_PREFIX + "*")
+    stop(restarted.server)  # what a Space or systemd sends: SIGTERM
+    assert restarted.server.returncode == 0 and not folder.exists()
