@@ -19,6 +19,8 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -136,7 +138,8 @@ class Photos:
         self._lock = threading.Lock()
         self._decoding: dict[str, threading.Lock] = {}
         _live.add(self)
-        _start_sweeper()
+        if not _sweeper.is_alive():
+            _sweeper.start()
 
     def input(self, **kwargs) -> gr.Image:
         """A photo input (type "filepath"): its value reaches the endpoint as an accepted path."""
@@ -282,17 +285,6 @@ class Photos:
                     self._delete_upload(str(path))
 
 
-_live: weakref.WeakSet[Photos] = weakref.WeakSet()
-_sweeper: threading.Thread | None = None
-
-
-def _start_sweeper() -> None:
-    global _sweeper
-    if _sweeper is None:
-        _sweeper = threading.Thread(target=_sweep_forever, name="hub-uploads-sweep", daemon=True)
-        _sweeper.start()
-
-
 def _sweep_forever() -> None:
     while True:
         time.sleep(SWEEP_SECONDS)
@@ -302,11 +294,12 @@ def _sweep_forever() -> None:
                 photos.sweep()
 
 
+_live: weakref.WeakSet[Photos] = weakref.WeakSet()
+_sweeper = threading.Thread(target=_sweep_forever, name="hub-uploads-sweep", daemon=True)
+
+
 def stop_on_sigterm() -> None:
     """Turn SIGTERM into a normal exit, so that the upload folder goes with the app (atexit)."""
-    import signal
-    import sys
-
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
