@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import write_tiny_model
-from hub.faces import BadImage
+from hub.faces import WORK_SIDE, BadImage
 from hub.predict import NO_FACE_MESSAGE, Predictor
 from hub.ui import build_demo, launch
 from conftest import serve_photo
@@ -80,6 +80,7 @@ def files(astronaut, tmp_path_factory) -> dict[str, Path]:
         "pixel.png": b"",  # written below
         "huge.png": png_of_one_colour(20_000, 20_000, rows=4),  # 400 Mpx claimed, refused at open
         "bomb.png": png_of_one_colour(10_000, 10_000),  # 1.4 MB that decodes to 100 Mpx
+        "largest.png": png_of_one_colour(4898, 4898),  # 24.0 Mpx: the largest decoded in full
         "sixteen.png": b"",
         "cmyk.jpg": cmyk.getvalue(),
         "turned.jpg": jpeg_with_orientation(upright.rotate(90, expand=True), 6),  # shown upright
@@ -191,6 +192,8 @@ def peak_memory_of_loading(path: Path) -> dict:
     # 108 Mpx JPEG: decoded at 1/4 scale by draft() (1/2 would be over MAX_PIXELS); orientation 6
     # kept (before: ~880 MB)
     ("big.jpg", [2250, 3000], 150),
+    # the worst case: decoded in full (96 MB), then reduced (Pillow's two passes: ~150 MB more)
+    ("largest.png", [WORK_SIDE, WORK_SIDE], 330),
 ])
 def test_huge_images_are_refused_or_reduced_with_bounded_memory(files, name, size, peak_mb):
     result = peak_memory_of_loading(files[name])
