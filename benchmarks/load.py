@@ -3,9 +3,11 @@
     python -m benchmarks.load --clients 8 --requests 50          # launches the app itself
     python -m benchmarks.load --tiny --clients 8 --requests 50   # ... serving tiny random models
     python -m benchmarks.load --url http://127.0.0.1:7860/ [--pid PID]
+    python -m benchmarks.load --tiny --clients 4 --requests 25 --same-photo   # duplicates (issue 14)
 
 Each client sends its own 640x480 photo with one face (the astronaut; one pixel differs per
-client, so no two clients upload the same file). Prints throughput, p50/p95 latency, the errors,
+client, so no two clients upload the same file); with --same-photo they all send the same file,
+which the server stores under one path (Gradio names uploads by content). Prints throughput, p50/p95 latency, the errors,
 which tasks answered, and the server's resident memory (peak, and after each quarter of the
 requests, to see that it stays flat); when it launches the app, also the files left in the
 app's upload cache afterwards (only the cached examples should remain).
@@ -91,12 +93,15 @@ def write_tiny_manifest(folder: Path) -> Path:
     return path
 
 
-def one_face_photos(count: int, folder: Path) -> list[Path]:
+def one_face_photos(count: int, folder: Path, same: bool = False) -> list[Path]:
     from skimage import data
 
     face = Image.fromarray(data.astronaut()).resize((480, 480))
     paths = []
     for i in range(count):
+        if same and paths:
+            paths.append(paths[0])
+            continue
         canvas = Image.new("RGB", (640, 480), (40, 40, 60))
         canvas.paste(face, (80, 0))
         canvas.putpixel((i % 640, 0), (255, 255, 255))  # a different file (and hash) per client
@@ -139,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=50, help="per client")
     parser.add_argument("--api", default="all", help="endpoint name (default: all)")
+    parser.add_argument("--same-photo", action="store_true", help="every client sends the same photo")
     args = parser.parse_args(argv)
 
     from gradio_client import Client, handle_file
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             pid = server.pid
             print(f"launching the app (manifest: {env.get('HUB_MANIFEST', 'spaces.yaml')}) ...", flush=True)
             wait_until_up(url, server)
-        photos = one_face_photos(args.clients, work)
+        photos = one_face_photos(args.clients, work, same=args.same_photo)
         clients = [Client(url, verbose=False, download_files=False) for _ in range(args.clients)]
 
         _, first = clients[0].predict(handle_file(str(photos[0])), "", False, api_name=f"/{args.api}")  # warm-up
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler.stop()
 
         print(f"\nendpoint /{args.api} at {url}: {args.clients} clients x {args.requests} requests, "
-              f"640x480 photo with one face")
+              f"640x480 photo with one face, {'the same photo for all' if args.same_photo else 'one per client'}")
         print(f"tasks answered: {', '.join(answered) or 'none'}"
               + (f"; without a model: {', '.join(sorted(first['errors']))}" if first.get("errors") else ""))
         print(f"wall time     : {wall:.1f} s")

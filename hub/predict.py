@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from .config import Manifest, TaskConfig, load_manifest
-from .faces import Face, crop_spec, get_detector, load_image, whole_image_face
+from .faces import Face, crop_spec, get_detector, load_image, original_size, whole_image_face
 from .models import AgePrediction, ClassPrediction, ModelStore, ModelUnavailable
 
 NO_FACE_MESSAGE = ("No face found in this photo. Try a clearer, front-facing photo, "
@@ -22,13 +22,22 @@ class Analysis:
     whole_image: bool = False
 
     @property
+    def reduced(self) -> str:
+        """A note when the photo was analysed smaller than its file, else ""."""
+        width, height = original_size(self.image)
+        if (width, height) == self.image.size:
+            return ""
+        return (f"The photo ({width:,} x {height:,} pixels) was reduced to "
+                f"{self.image.width:,} x {self.image.height:,} for the analysis.")
+
+    @property
     def message(self) -> str:
         if not self.faces:
-            return NO_FACE_MESSAGE
+            return " ".join(filter(None, [NO_FACE_MESSAGE, self.reduced]))
         count = len(self.faces)
         found = "Treated the whole image as one face." if self.whole_image else \
             f"Found {count} face{'s' if count != 1 else ''}, numbered left to right."
-        return " ".join([found, *self.errors.values()])
+        return " ".join(filter(None, [found, self.reduced, *self.errors.values()]))
 
     def as_dict(self) -> dict:
         faces = []
@@ -38,7 +47,8 @@ class Analysis:
                 entry[task] = predictions[face.index - 1].as_dict()
             faces.append(entry)
         return {"faces": faces, "message": self.message, "errors": dict(self.errors),
-                "whole_image": self.whole_image, "width": self.image.width, "height": self.image.height}
+                "whole_image": self.whole_image, "width": self.image.width, "height": self.image.height,
+                "original_size": list(original_size(self.image))}
 
 
 def crops_for(image: Image.Image, faces: list[Face], task: TaskConfig, manifest: Manifest,

@@ -11,101 +11,29 @@ import io
 import logging
 import os
 import threading
-from contextlib import contextmanager, suppress
 
 import gradio as gr
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 
 from .config import PROJECT_ROOT, Manifest, TaskConfig, load_manifest
-from .faces import BadImage, Face
+from .faces import BadImage, Face, load_image
 from .models import ModelUnavailable
 from .predict import Predictor
+from .uploads import HOLD_SECONDS, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_SIZE = "10mb"
-CACHE_CLEANUP = (300, 300)  # every 5 min, delete cached files older than 5 min (a safety net: see below)
-CONCURRENCY = int(os.environ.get("HUB_CONCURRENCY", "2"))  # requests run at once; the rest queue
+CONCURRENCY = int(os.environ.get("HUB_CONCURRENCY", "2"))  # photos decoded or analysed at once; the rest wait
+FETCH_SLOTS = 4  # image URLs downloaded at once, outside those slots: a slow server holds no analysis
 DISPLAY_SIDE = 1024         # the annotated copy is downscaled to this; predictions use the full photo
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 API_ALL = "all"
-PRIVACY = ("Uploaded photos are not stored: each one is deleted as soon as it has been analysed, "
-           "the photo with boxes is sent back without being written to disk, and nothing about "
-           "them is logged. There is no flagging.")
-
-
-# --- uploads live only as long as their request -------------------------------------------
-# Gradio keeps uploads in its cache folder (GRADIO_TEMP_DIR) until `delete_cache` runs. The app
-# deletes each uploaded photo, and the folder named after its hash, when the last request using it
-# ends (failed ones included); examples (the component's keep_in_cache) are left alone.
-
-_uses: dict[str, int] = {}
-_uses_lock = threading.Lock()
-
-
-def _upload_path(path: str | None, photo: gr.Image) -> str | None:
-    """The absolute path when it is an upload in this component's cache, else None."""
-    if not path:
-        return None
-    path, cache = os.path.abspath(path), os.path.abspath(photo.GRADIO_CACHE)
-    keep = {os.path.abspath(p) for p in photo.keep_in_cache}
-    if path in keep or not path.startswith(cache + os.sep):
-        return None
-    return path
-
-
-def _delete_upload(path: str, photo: gr.Image) -> None:
-    with suppress(FileNotFoundError):
-        os.remove(path)
-    with suppress(OSError):  # the folder is named after the photo's hash: it goes too, once empty
-        os.rmdir(os.path.dirname(path))
-    photo.temp_files.discard(path)
-
-
-@contextmanager
-def upload_in_use(path: str | None, photo: gr.Image):
-    """Count the requests using an uploaded photo; the last one out deletes it."""
-    path = _upload_path(path, photo)
-    if path is None:
-        yield
-        return
-    with _uses_lock:
-        _uses[path] = _uses.get(path, 0) + 1
-    try:
-        yield
-    finally:
-        with _uses_lock:
-            _uses[path] -= 1
-            if not _uses[path]:
-                del _uses[path]
-                _delete_upload(path, photo)
-
-
-def photo_input(**kwargs) -> gr.Image:
-    """gr.Image whose upload errors (not an image, too many pixels) reach the user as a clear
-    message instead of Gradio's generic "Error"; an upload it refuses is deleted at once. Wrapped
-    per instance: a gr.Image subclass would make Gradio write a .pyi file next to this module."""
-    photo = gr.Image(**kwargs)
-    preprocess = photo.preprocess
-
-    def checked_preprocess(payload):
-        try:
-            return preprocess(payload)
-        except Exception as err:
-            with upload_in_use(getattr(payload, "path", None), photo):
-                pass  # deleted unless another request is using it
-            if isinstance(err, Image.DecompressionBombError):
-                raise gr.Error("The image is too large.", print_exception=False) from None
-            if isinstance(err, FileNotFoundError):
-                raise gr.Error("This photo is gone: uploads are deleted once analysed. "
-                               "Please upload it again.", print_exception=False) from None
-            if isinstance(err, (UnidentifiedImageError, OSError, ValueError)):
-                raise gr.Error(f"This file is not an image we can read ({err.__class__.__name__}).",
-                               print_exception=False) from None
-            raise
-
-    photo.preprocess = checked_preprocess
-    return photo
+PRIVACY = ("Uploaded photos are not stored: the upload file is deleted as soon as the photo has been "
+           f"analysed (within {(UPLOAD_MAX_AGE + SWEEP_SECONDS) // 60 + 1} minutes if it never is), the photo "
+           f"stays in the server's memory only while you use it ({HOLD_SECONDS // 60} minutes after its last "
+           "analysis, or until you close the page), the photo with boxes is sent back without being written to "
+           "disk, and nothing about them is logged. There is no flagging.")
 
 
 def inline_image(**kwargs) -> gr.Image:
@@ -151,8 +79,11 @@ def draw_faces(image: Image.Image, faces: list[Face], max_side: int = DISPLAY_SI
 
 # --- the endpoint functions -------------------------------------------------------------------
 
-def read_source(photo: str | None, url: str | None):
-    """The uploaded photo's path, else the bytes behind the URL (checked by hub.fetch)."""
+_fetching = threading.BoundedSemaphore(FETCH_SLOTS)
+
+
+def read_source(photo: str | None, url: str | None) -> str | bytes:
+    """The accepted photo's path, else the bytes behind the URL (checked by hub.fetch)."""
     if photo:
         return photo
     url = (url or "").strip()
@@ -162,13 +93,18 @@ def read_source(photo: str | None, url: str | None):
         from .fetch import FetchRefused, fetch_image  # written separately; the app works without it
     except ImportError:
         raise gr.Error("This build cannot fetch image URLs; please upload the photo.", print_exception=False) from None
+    if not _fetching.acquire(blocking=False):  # no queue: a waiting fetch would hold a request slot
+        raise gr.Error(f"{FETCH_SLOTS} image URLs are being fetched right now, the most at once. Please try "
+                       "again in a moment, or upload the photo.", print_exception=False)
     try:
         return fetch_image(url)
     except FetchRefused as err:
         raise gr.Error(str(err), print_exception=False) from None
+    finally:
+        _fetching.release()
 
 
-def make_endpoint(predictor: Predictor, tasks: list[str], photo_component: gr.Image | None = None):
+def make_endpoint(predictor: Predictor, tasks: list[str], photos: Photos):
     try:
         from .spaces_runtime import gpu_decorator  # spaces.GPU on a ZeroGPU Space, else a no-op
     except ImportError:
@@ -176,23 +112,21 @@ def make_endpoint(predictor: Predictor, tasks: list[str], photo_component: gr.Im
             return fn
 
     @gpu_decorator
-    def analyze(photo: str | None, url: str, whole_image: bool) -> tuple[Image.Image, dict]:
-        source = read_source(photo, url)
-        try:
-            analysis = predictor.analyze(source, tasks=tasks, whole_image_if_no_face=bool(whole_image))
-        except BadImage as err:
-            raise gr.Error(str(err), print_exception=False) from None
+    def run(image: Image.Image, whole_image: bool) -> tuple[Image.Image, dict]:
+        analysis = predictor.analyze(image, tasks=tasks, whole_image_if_no_face=bool(whole_image))
         if not analysis.faces:
             gr.Warning(analysis.message)
         return draw_faces(analysis.image, analysis.faces), analysis.as_dict()
 
-    if photo_component is None:
-        return analyze
-
-    def analyze_then_forget(photo: str | None, url: str, whole_image: bool) -> tuple[Image.Image, dict]:
-        with upload_in_use(photo, photo_component):  # outside the GPU worker: it counts per process
-            return analyze(photo, url, whole_image)
-    return analyze_then_forget
+    def analyze(photo: str | None, url: str, whole_image: bool, request: gr.Request) -> tuple[Image.Image, dict]:
+        source = read_source(photo, url)  # a URL is fetched before taking a slot
+        with photos.slots:  # decoding and analysing: memory and CPU for CONCURRENCY photos at a time
+            try:
+                image = load_image(source) if isinstance(source, bytes) else photos.photo(source, request.session_hash)
+            except BadImage as err:
+                raise gr.Error(str(err), print_exception=False) from None
+            return run(image, whole_image)
+    return analyze
 
 
 # --- per-face views, built from the endpoint's JSON --------------------------------------------
@@ -251,11 +185,11 @@ def model_problem(predictor: Predictor, name: str) -> str | None:
         return err.advice
 
 
-def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], examples: list[str]) -> None:
+def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], examples: list[str],
+                 photos: Photos) -> None:
     with gr.Row():
         with gr.Column():
-            photo = photo_input(label="Photo", type="filepath", image_mode=None,
-                               sources=["upload", "webcam", "clipboard"])
+            photo = photos.input(label="Photo", image_mode=None, sources=["upload", "webcam", "clipboard"])
             url = gr.Textbox(label="…or an image URL", placeholder="https://…", max_lines=1,
                              info="Used when no photo is uploaded.")
             whole = gr.Checkbox(label="Classify the whole image if no face is found")
@@ -272,8 +206,9 @@ def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], e
             def _faces(value):
                 render_faces(value, tasks)
 
-    gr.on([button.click, url.submit], make_endpoint(predictor, [task.name for task in tasks], photo),
-          inputs=[photo, url, whole], outputs=[boxes, result], api_name=api_name)
+    gr.on([button.click, url.submit], make_endpoint(predictor, [task.name for task in tasks], photos),
+          inputs=[photo, url, whole], outputs=[boxes, result], api_name=api_name,
+          concurrency_id="analysis", concurrency_limit=CONCURRENCY + FETCH_SLOTS)
 
 
 def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = None) -> gr.Blocks:
@@ -283,8 +218,9 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
     problems = {name: model_problem(predictor, name) for name in manifest.tasks}
     examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
     space = manifest.space
+    photos = Photos(CONCURRENCY)  # first: it sets the upload folder the components below use
 
-    with gr.Blocks(title=space.title, delete_cache=CACHE_CLEANUP) as demo:
+    with gr.Blocks(title=space.title) as demo:
         gr.Markdown(f"# {space.emoji} {space.title}\n{space.short_description} "
                     "Faces are numbered left to right.")
         with gr.Tabs():
@@ -292,12 +228,13 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
                 missing = [problems[name] for name in manifest.tasks if problems[name]]
                 if missing:
                     gr.Markdown("\n".join(f"- ⚠️ {text}" for text in missing))
-                analysis_tab(predictor, API_ALL, list(manifest.tasks.values()), examples)
+                analysis_tab(predictor, API_ALL, list(manifest.tasks.values()), examples, photos)
             for name, task in manifest.tasks.items():
                 with gr.Tab(task.title):
                     gr.Markdown(f"⚠️ {problems[name]}" if problems[name] else task.caveat)
-                    analysis_tab(predictor, name, [task], examples)
+                    analysis_tab(predictor, name, [task], examples, photos)
         gr.Markdown(about_markdown(manifest))
+        photos.attach(demo)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 
@@ -305,4 +242,6 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's limits; host and port come from GRADIO_SERVER_NAME/PORT."""
     kwargs.setdefault("max_file_size", MAX_FILE_SIZE)
+    if not kwargs.get("prevent_thread_lock"):
+        stop_on_sigterm()  # so that the upload folder is deleted when a Space or systemd stops the app
     return demo.launch(**kwargs)

@@ -113,3 +113,40 @@ def serve_photo(body: bytes, name: str = "face.jpg"):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def raw_call(base_url: str, api: str, data: list, session_hash: str | None = None,
+             timeout: float = 120) -> tuple[str, object]:
+    """One call through Gradio's plain HTTP API (POST /gradio_api/call/<api>, then GET its event
+    stream), as any script could make it. Returns ("complete", outputs) or ("error", message)."""
+    import json
+
+    import httpx
+
+    base = base_url.rstrip("/")
+    body = {"data": data} if session_hash is None else {"data": data, "session_hash": session_hash}
+    posted = httpx.post(f"{base}/gradio_api/call/{api}", json=body, timeout=timeout)
+    posted.raise_for_status()
+    event, payload = None, None
+    with httpx.stream("GET", f"{base}/gradio_api/call/{api}/{posted.json()['event_id']}",
+                      timeout=timeout) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = json.loads(line.split(":", 1)[1])
+    if event == "error" and isinstance(payload, dict):
+        payload = payload.get("error")
+    return event, payload
+
+
+def raw_upload(base_url: str, path: Path) -> dict:
+    """Upload a file the way the page does; the FileData dict a request then names it by."""
+    import httpx
+
+    with open(path, "rb") as handle:
+        answer = httpx.post(f"{base_url.rstrip('/')}/gradio_api/upload",
+                            files={"files": (path.name, handle, "application/octet-stream")}, timeout=60)
+    answer.raise_for_status()
+    [server_path] = answer.json()
+    return {"path": server_path, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}

@@ -7,7 +7,7 @@ from PIL import Image
 
 from hub.faces import Face
 from hub.predict import NO_FACE_MESSAGE
-from hub.ui import CACHE_CLEANUP, PRIVACY, about_markdown, build_demo, draw_faces, launch
+from hub.ui import PRIVACY, about_markdown, build_demo, draw_faces, launch
 
 ENDPOINTS = ["all", "gender", "age", "mood", "field"]
 
@@ -113,7 +113,6 @@ def test_uploads_over_the_size_limit_are_refused(client):
 
 
 def test_page_shows_caveats_privacy_and_missing_models(demo, tiny_manifest):
-    assert demo.delete_cache == CACHE_CLEANUP
     texts = [block.value for block in demo.blocks.values() if block.get_block_name() == "markdown"]
     page = "\n".join(str(text) for text in texts)
     assert PRIVACY in page and "Uploaded photos are not stored" in PRIVACY

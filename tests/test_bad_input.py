@@ -80,6 +80,7 @@ def files(astronaut, tmp_path_factory) -> dict[str, Path]:
         "pixel.png": b"",  # written below
         "huge.png": png_of_one_colour(20_000, 20_000, rows=4),  # 400 Mpx claimed, refused at open
         "bomb.png": png_of_one_colour(10_000, 10_000),  # 1.4 MB that decodes to 100 Mpx
+        "largest.png": png_of_one_colour(4898, 4898),  # 24.0 Mpx: the largest decoded in full
         "sixteen.png": b"",
         "cmyk.jpg": cmyk.getvalue(),
         "turned.jpg": jpeg_with_orientation(upright.rotate(90, expand=True), 6),  # shown upright
@@ -159,7 +160,7 @@ def test_thirty_faces_are_all_found_and_numbered_left_to_right(predictor, files,
     assert all(len(predictions) == 30 for predictions in analysis.predictions.values())
 
 
-MEASURE = """
+MEASURE = r"""
 import json, re, sys, warnings
 warnings.simplefilter("ignore")
 from hub.faces import BadImage, load_image
@@ -183,13 +184,16 @@ def peak_memory_of_loading(path: Path) -> dict:
 
 
 @pytest.mark.parametrize("name, size, peak_mb", [
-    # 400 Mpx (1.6 GB decoded) claimed by the header: refused before decoding
-    ("huge.png", "too large", 250),
-    # 100 Mpx PNG: one decode (4 bytes a pixel in Pillow), reduced before any copy or conversion
-    # (before: ~810 MB, with exif_transpose's and convert's full-size copies)
-    ("bomb.png", [WORK_SIDE, WORK_SIDE], 750),
-    # 108 Mpx JPEG: decoded at half scale by draft(), then reduced; orientation 6 kept (before: ~880 MB)
-    ("big.jpg", [3072, WORK_SIDE], 400),
+    # 400 Mpx (1.6 GB decoded) claimed by the header: refused by Pillow before decoding
+    ("huge.png", "too large", 100),
+    # 100 Mpx PNG (a PNG cannot be decoded smaller): refused from its header, over MAX_PIXELS
+    # (before: ~810 MB, then ~500 MB when reduced right after decoding)
+    ("bomb.png", "too large", 100),
+    # 108 Mpx JPEG: decoded at 1/4 scale by draft() (1/2 would be over MAX_PIXELS); orientation 6
+    # kept (before: ~880 MB)
+    ("big.jpg", [2250, 3000], 150),
+    # the worst case: decoded in full (96 MB), then reduced (Pillow's two passes: ~150 MB more)
+    ("largest.png", [WORK_SIDE, WORK_SIDE], 330),
 ])
 def test_huge_images_are_refused_or_reduced_with_bounded_memory(files, name, size, peak_mb):
     result = peak_memory_of_loading(files[name])
@@ -220,14 +224,15 @@ def test_app_answers_every_bad_file_clearly_and_keeps_serving(client, files):
     from gradio_client.exceptions import AppError
 
     for name, message in REFUSED:
-        if name == "empty.jpg":
-            message = "not an image we can read"  # Gradio's own check opens it first
         with pytest.raises(AppError, match=message):
             call(client, "all", files[name])
     _, result = call(client, "mood", files["pixel.png"])
     assert result["faces"] == [] and result["message"] == NO_FACE_MESSAGE
-    _, result = call(client, "gender", files["bomb.png"])
-    assert (result["width"], result["height"]) == (WORK_SIDE, WORK_SIDE) and result["faces"] == []
+    with pytest.raises(AppError, match="too large to analyse"):
+        call(client, "gender", files["bomb.png"])
+    _, result = call(client, "gender", files["big.jpg"])  # 108 Mpx: reduced, and the answer says so
+    assert (result["width"], result["height"]) == (2250, 3000) and result["original_size"] == [9000, 12000]
+    assert "was reduced to 2,250 x 3,000" in result["message"]
     for name in ("animated.gif", "cmyk.jpg", "turned.jpg"):
         image, result = call(client, "all", files[name])
         assert len(result["faces"]) == 1 and image["url"].startswith("data:image/jpeg;base64,"), name

@@ -17,6 +17,7 @@ from test_app import free_port
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("HUB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+DEMO = []  # the app under test (app_url), for what the server holds
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-dev-shm-usage"]
 
@@ -35,6 +36,7 @@ def app_url(tiny_manifest, tmp_path_factory):
         demo = build_demo(tiny_manifest)
         _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1",
                            server_port=free_port(), quiet=True)
+        DEMO.append(demo)
         try:
             yield url, cache
         finally:
@@ -97,3 +99,49 @@ def test_upload_analyze_and_switch_tabs(page, app_url, astronaut, tmp_path):
     page.screenshot(path=ARTIFACTS / "browser_mood.png", full_page=True)
 
     assert {str(p) for p in cache.rglob("*")} == before  # the browser's uploads are gone too
+
+
+def test_the_photo_on_screen_can_be_analysed_again(page, app_url, tmp_path):
+    """Issue 15.1: no face found, so tick "classify the whole image" as the message advises, and
+    Analyze again: the same photo, now held in the server's memory (its file is gone)."""
+    from PIL import Image
+
+    url, cache = app_url
+    photo = tmp_path / "grey.png"
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(photo)
+    page.goto(url)
+    page.get_by_role("tab", name="All attributes").wait_for()
+    panel = analyze_in_visible_tab(page, photo)
+    panel.get_by_text("No face found").first.wait_for()
+    assert not [p for p in cache.rglob("grey.png")]  # the upload file went with the answer
+    panel.get_by_label("Classify the whole image if no face is found").check()
+    panel.get_by_role("button", name="Analyze").click()
+    panel.get_by_text("Treated the whole image as one face").first.wait_for()
+    assert page.get_by_text("not available").count() == 0
+    page.screenshot(path=ARTIFACTS / "browser_again.png", full_page=True)
+
+
+def test_a_photo_is_held_from_its_upload_until_its_page_closes(page, app_url, tmp_path):
+    """Chosen: decoded into memory at once (Analyze may come much later, the file is swept within
+    minutes); the page closed: the photo is dropped."""
+    from PIL import Image
+
+    url, _ = app_url
+    photos, photo = DEMO[0].photos, tmp_path / "held.png"
+    Image.new("RGB", (300, 200), (90, 120, 150)).save(photo)
+    context = page.context.browser.new_context()  # another visitor
+    other = context.new_page()
+    other.goto(url)
+    other.locator("[role=tabpanel]:visible").first.locator("input[type=file]").first.set_input_files(photo)
+    wait_for(lambda: any(path.endswith("held.png") for path in photos.held_paths()))
+    context.close()
+    wait_for(lambda: not any(path.endswith("held.png") for path in photos.held_paths()))
+
+
+def wait_for(condition, seconds: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)

@@ -3,13 +3,15 @@ is left on disk, in Gradio's upload cache or in the temp folder; there is no fla
 says so."""
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
 from hub.ui import PRIVACY, build_demo, launch
-from conftest import serve_photo
+from hub.uploads import HOLD_SECONDS, UNAVAILABLE
+from conftest import raw_call, raw_upload, serve_photo
 from test_app import call, free_port
 
 
@@ -79,23 +81,53 @@ def test_nothing_is_left_on_disk_after_answering(app, photos, photo_url):
     assert snapshot(cache, temp) == before
 
 
-def test_examples_stay_uploads_go_even_when_shared(app):
-    from hub.ui import upload_in_use
+def test_examples_stay_and_a_shared_upload_is_decoded_once_then_deleted(app, photos):
+    from concurrent.futures import ThreadPoolExecutor
 
-    demo, _, cache, _ = app
+    demo = app[0]
     photo = next(b for b in demo.blocks.values() if isinstance(b, gr.Image) and b.keep_in_cache)
-    example = next(iter(photo.keep_in_cache))  # what the page sends when an example is clicked
-    with upload_in_use(example, photo):
-        pass
-    assert os.path.exists(example)
-    upload = cache / "0123abcd" / "face.jpg"
+    keeper = demo.photos  # hub.uploads.Photos
+    example = keeper.check({"path": next(iter(photo.keep_in_cache))})  # what the page sends for an example
+    assert min(keeper.photo(example, "session-1").size) >= 300
+    assert os.path.exists(example)  # examples are never deleted
+
+    upload = keeper.folder / "0123abcd" / "face.jpg"  # as Gradio's upload route writes it
     upload.parent.mkdir()
-    upload.write_bytes(b"...")
-    with upload_in_use(str(upload), photo):      # two requests for the same upload (same content
-        with upload_in_use(str(upload), photo):  # gives the same path): the first to end keeps it
-            pass
-        assert upload.exists()
-    assert not upload.parent.exists()  # the last one deletes it and its folder
+    upload.write_bytes(photos["face.jpg"].read_bytes())
+    demo.upload_file_set.add(str(upload))
+    path = keeper.check({"path": str(upload)})
+    with ThreadPoolExecutor(4) as pool:  # four users sending the same photo share one path
+        images = list(pool.map(lambda n: keeper.photo(path, f"user-{n}"), range(4)))
+    assert all(image is images[0] for image in images)  # decoded once, held in memory
+    assert not upload.parent.exists()  # the file and its folder went at once
+    assert keeper.photo(keeper.check({"path": str(upload)}), "user-5") is images[0]  # still analysable
+    keeper.expire(now=time.monotonic() + HOLD_SECONDS + 1)
+    with pytest.raises(gr.Error, match="not available"):  # idle too long: dropped from memory too
+        keeper.check({"path": str(upload)})
+
+
+def test_the_photo_on_screen_can_be_analysed_again_in_any_tab_with_nothing_on_disk(app, photos):
+    """Issue 15.1: what the page does. One upload, then Analyze, Analyze again (e.g. after ticking
+    "classify the whole image"), and Analyze in another tab, each naming the same uploaded file."""
+    from types import SimpleNamespace
+
+    demo, client, cache, temp = app
+    before = snapshot(cache, temp)
+    url = client.src
+    photo = raw_upload(url, photos["face.jpg"])  # the FileData the page keeps showing
+    assert Path(photo["path"]).is_file()
+    for api, whole in (("all", False), ("all", True), ("gender", False), ("mood", False)):
+        event, outputs = raw_call(url, api, [photo, "", whole], session_hash="page-1")
+        assert event == "complete", (api, outputs)
+        assert len(outputs[1]["faces"]) == 1
+        assert snapshot(cache, temp) == before  # the upload file went with the first answer
+    event, _ = raw_call(url, "age", [photo, "", False], session_hash="page-2")  # another browser tab
+    assert event == "complete"
+
+    demo.photos.release(SimpleNamespace(session_hash="page-1"))  # page 1 closed: page 2 still uses it
+    assert raw_call(url, "age", [photo, "", False], session_hash="page-2")[0] == "complete"
+    demo.photos.release(SimpleNamespace(session_hash="page-2"))  # the last one closed: dropped
+    assert raw_call(url, "age", [photo, "", False], session_hash="page-2") == ("error", UNAVAILABLE)
 
 
 def test_no_flagging_and_the_page_says_photos_are_not_stored(app):
