@@ -135,7 +135,7 @@ class FaceTracker:
         for number in self.shown:
             track = self.tracks[number]
             for x1, y1, x2, y2 in (track.box, track.box_at(at)):
-                pad_x, pad_y = (x2 - x1) * 0.25, (y2 - y1) * 0.25
+                pad_x, pad_y = x2 - x1, y2 - y1  # a head-and-shoulders area moves with the face
                 outside[max(0, int((y1 - pad_y) * scale_y)): max(0, int((y2 + pad_y) * scale_y) + 1),
                         max(0, int((x1 - pad_x) * scale_x)): max(0, int((x2 + pad_x) * scale_x) + 1)] = False
         if not outside.any():

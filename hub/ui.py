@@ -20,6 +20,7 @@ from .config import PROJECT_ROOT, Manifest, TaskConfig, load_manifest
 from .faces import BadImage, Face
 from .models import ModelUnavailable
 from .predict import Predictor
+from .ui_video import video_tabs
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +298,7 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
                 with gr.Tab(task.title):
                     gr.Markdown(f"⚠️ {problems[name]}" if problems[name] else task.caveat)
                     analysis_tab(predictor, name, [task], examples)
+            video_tabs(predictor, inline_image, upload_in_use)
         gr.Markdown(about_markdown(manifest))
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo

@@ -35,7 +35,7 @@ class BadVideo(ValueError):
 class VideoLimits:
     seconds: float = 60.0          # duration
     side: int = 1920               # longer side in pixels (1080p passes, 4K does not)
-    bytes: int = 50_000_000        # file size
+    bytes: int = 10_000_000        # file size: the app's upload limit (hub/ui.py), so a URL gets no more
 
     def check(self, info: "VideoInfo", size: int) -> None:
         """Refuse from the header alone, before any frame is decoded."""

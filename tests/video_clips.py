@@ -1,0 +1,92 @@
+"""Synthetic clips for the video tests, from public-domain faces: scikit-image's astronaut (NASA),
+matplotlib's Grace Hopper (US Navy), and the astronaut mirrored in gray as a third person.
+
+The clip (320x240, 12 fps, 4 s): "astro" crosses the top row from left to right and leaves on the
+right; "grace" enters on the right of the bottom row and walks left; "gray" enters on the left of
+the bottom row and walks right, so the two cross in the middle of the bottom row (frames ~27-33).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+SIZE = (320, 240)
+FPS = 12
+FRAMES = 48
+TILE = (92, 110)
+BACKGROUND = (96, 104, 112)
+
+
+def heads() -> dict[str, Image.Image]:
+    import matplotlib.cbook
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut()).crop((120, 10, 330, 260))
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as photo:
+        grace = photo.convert("RGB").crop((110, 20, 420, 390))
+    gray = ImageOps.grayscale(ImageOps.mirror(astronaut)).convert("RGB")
+    return {name: image.resize(TILE, Image.Resampling.LANCZOS)
+            for name, image in (("astro", astronaut), ("grace", grace), ("gray", gray))}
+
+
+def positions(frame: int) -> dict[str, tuple[int, int]]:
+    """Top-left corner of each head in view at `frame`."""
+    where = {}
+    astro_x = -20 + 9 * frame                      # leaves through the right edge around frame 34
+    if astro_x < SIZE[0] - TILE[0] // 3:
+        where["astro"] = (astro_x, 6)
+    if frame >= 4:
+        where["grace"] = (SIZE[0] - 30 - 6 * (frame - 4), 126)   # comes in from the right
+    if frame >= 10:
+        where["gray"] = (-40 + 6 * (frame - 10), 126)            # comes in from the left
+    return where
+
+
+def truth_boxes(frame: int) -> dict[str, tuple[int, int, int, int]]:
+    return {name: (x, y, x + TILE[0], y + TILE[1]) for name, (x, y) in positions(frame).items()}
+
+
+def crossing(frame: int) -> bool:
+    """The two bottom heads overlap (or nearly) in this frame."""
+    boxes = truth_boxes(frame)
+    if "grace" not in boxes or "gray" not in boxes:
+        return False
+    return abs(boxes["grace"][0] - boxes["gray"][0]) < TILE[0] + 12
+
+
+def frames() -> list[Image.Image]:
+    tiles = heads()
+    out = []
+    for frame in range(FRAMES):
+        canvas = Image.new("RGB", SIZE, BACKGROUND)
+        for name, corner in positions(frame).items():   # later names are drawn over earlier ones
+            canvas.paste(tiles[name], corner)
+        out.append(canvas)
+    return out
+
+
+def mp4_bytes(images: list[Image.Image], fps: int = FPS) -> bytes:
+    from hub.video import Mp4Writer
+
+    writer = Mp4Writer(images[0].size, Fraction(fps))
+    for image in images:
+        writer.write(image)
+    return writer.finish()
+
+
+def write_y4m(images: list[Image.Image], path: Path, fps: int = FPS) -> Path:
+    """Raw YUV 4:2:0 frames, the format of Chromium's fake camera (--use-file-for-fake-video-capture)."""
+    import av
+
+    with av.open(str(path), mode="w", format="yuv4mpegpipe") as container:
+        stream = container.add_stream("rawvideo", rate=fps)
+        stream.width, stream.height = images[0].size
+        stream.pix_fmt = "yuv420p"
+        for index, image in enumerate(images):
+            frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
