@@ -136,17 +136,17 @@ def panel_text(faces) -> str:
     return "\n".join(lines)
 
 
-def live_endpoint(predictor: Predictor):
+def live_endpoint(predictor: Predictor, clock: Callable[[], float] = time.monotonic):
     """One webcam frame in, the frame with numbered boxes and the side panel out; the session's
-    tracker (and the time it started) lives in a gr.State."""
+    tracker (and the time it started) lives in a gr.State. Frames are timed as they arrive."""
     def step(frame: Image.Image | None, session: tuple[FaceTracker, float] | None):
         if frame is None:
             return None, "", session
         if session is None:
             session = (FaceTracker(predictor, detect_every=LIVE_DETECT_EVERY, frame_rate=1 / LIVE_EVERY),
-                       time.monotonic())
+                       clock())
         tracker, started = session
-        at = max(time.monotonic() - started, (tracker.frame + 1) * 1e-3)
+        at = max(clock() - started, (tracker.frame + 1) * 1e-3)
         image = frame.convert("RGB")
         faces = tracker.step(image, at)
         return draw_tracked(image, faces), panel_text(faces), session
