@@ -91,7 +91,7 @@ def render_tracks(result: dict | None) -> None:
             import pandas as pd
 
             gr.LinePlot(pd.DataFrame(rows), x="time", y="probability", color=VIDEO_TASK, y_lim=[0, 1],
-                        x_title="seconds", title=f"Face {track['number']}: {VIDEO_TASK} over time", height=220)
+                        x_lim=[0, max(result["seconds"], 0.1)], x_title="seconds", title=f"Face {track['number']}: {VIDEO_TASK} over time", height=220)
 
 
 def video_endpoint(predictor: Predictor, upload_in_use, video_component: gr.Video):

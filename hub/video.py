@@ -200,7 +200,8 @@ class VideoAnalysis:
     def as_dict(self, frames: bool = True) -> dict:
         result = {"tracks": self.tracks, "message": self.message, "errors": dict(self.errors),
                   "width": self.info.width, "height": self.info.height, "fps": round(float(self.info.rate), 3),
-                  "frames_analysed": len(self.frames), "detections": self.detections}
+                  "frames_analysed": len(self.frames), "seconds": self.frames[-1]["time"] if self.frames else 0.0,
+                  "detections": self.detections}
         if frames:
             result["frames"] = self.frames
         return result
