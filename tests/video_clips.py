@@ -8,9 +8,10 @@ the bottom row and walks right, so the two cross in the middle of the bottom row
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 from PIL import Image, ImageOps
+
+from benchmarks.video import write_y4m  # noqa: F401 - Chromium's fake-camera format, for the browser test
 
 SIZE = (320, 240)
 FPS = 12
@@ -74,19 +75,3 @@ def mp4_bytes(images: list[Image.Image], fps: int = FPS) -> bytes:
     for image in images:
         writer.write(image)
     return writer.finish()
-
-
-def write_y4m(images: list[Image.Image], path: Path, fps: int = FPS) -> Path:
-    """Raw YUV 4:2:0 frames, the format of Chromium's fake camera (--use-file-for-fake-video-capture)."""
-    import av
-
-    with av.open(str(path), mode="w", format="yuv4mpegpipe") as container:
-        stream = container.add_stream("rawvideo", rate=fps)
-        stream.width, stream.height = images[0].size
-        stream.pix_fmt = "yuv420p"
-        for index, image in enumerate(images):
-            frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
