@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-import time
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import gradio as gr
 from PIL import Image
@@ -136,20 +137,32 @@ def panel_text(faces) -> str:
     return "\n".join(lines)
 
 
-def live_endpoint(predictor: Predictor, clock: Callable[[], float] = time.monotonic):
-    """One webcam frame in, the frame with numbered boxes and the side panel out; the session's
-    tracker (and the time it started) lives in a gr.State. Frames are timed as they arrive."""
-    def step(frame: Image.Image | None, session: tuple[FaceTracker, float] | None):
+@dataclass
+class LiveSession:
+    """One browser's webcam stream: its tracker, and a lock, since Gradio may hand the same
+    session's next frame to another worker before this one is done."""
+    tracker: FaceTracker
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def live_endpoint(predictor: Predictor):
+    """One webcam frame in, the frame with numbered boxes and the side panel out; the session lives
+    in a gr.State. A frame that comes while the session's previous one is still being analysed is
+    dropped, so the overlay stays live instead of falling behind. The tracker counts analysed frames,
+    not seconds: on a busy machine frames are further apart, and faces should not expire between them."""
+    def step(frame: Image.Image | None, session: LiveSession | None):
         if frame is None:
             return None, "", session
         if session is None:
-            session = (FaceTracker(predictor, detect_every=LIVE_DETECT_EVERY, frame_rate=1 / LIVE_EVERY),
-                       clock())
-        tracker, started = session
-        at = max(clock() - started, (tracker.frame + 1) * 1e-3)
-        image = frame.convert("RGB")
-        faces = tracker.step(image, at)
-        return draw_tracked(image, faces), panel_text(faces), session
+            session = LiveSession(FaceTracker(predictor, detect_every=LIVE_DETECT_EVERY, frame_rate=1 / LIVE_EVERY))
+        if not session.lock.acquire(blocking=False):
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            image = frame.convert("RGB")
+            faces = session.tracker.step(image, (session.tracker.frame + 1) * LIVE_EVERY)
+            return draw_tracked(image, faces), panel_text(faces), session
+        finally:
+            session.lock.release()
     return step
 
 

@@ -5,6 +5,7 @@ import io
 import json
 import tempfile
 
+import gradio as gr
 import pytest
 
 import video_clips as clips
@@ -108,12 +109,13 @@ def test_video_url_is_fetched_in_memory(app, short_clip, monkeypatch):
 
 
 def test_live_steps_number_faces_and_fill_the_panel(tiny_manifest):
-    ticks = iter(range(100))
-    step = live_endpoint(Predictor(tiny_manifest), clock=lambda: next(ticks) / clips.FPS)  # frames as filmed
+    step = live_endpoint(Predictor(tiny_manifest))
     session = None
     for image in clips.frames()[:16]:
         shown, panel, session = step(image, session)
-    tracker, _ = session
-    assert shown.size == clips.SIZE and tracker.frame == 15
+    assert shown.size == clips.SIZE and session.tracker.frame == 15
     assert "**Face 1**" in panel and "**Face 3**" in panel and "mood" in panel
     assert step(None, session)[2] is session  # no frame (the stream stopped): nothing happens
+    with session.lock:  # the session's previous frame is still being analysed: this one is dropped
+        assert all(isinstance(out, type(gr.skip())) for out in step(clips.frames()[16], session))
+    assert session.tracker.frame == 15

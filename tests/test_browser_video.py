@@ -31,7 +31,10 @@ def app_url(tiny_manifest, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(app_url, tmp_path_factory):
-    camera = clips.write_y4m(clips.frames(), tmp_path_factory.mktemp("camera") / "clip.y4m")
+    # the three heads before they cross, drifting slowly there and back (a loop without a jump):
+    # on a busy machine a frame is analysed only every second or two, and faces must still overlap
+    drift = clips.frames(start=14, count=48, step=0.05)
+    camera = clips.write_y4m(drift + drift[::-1], tmp_path_factory.mktemp("camera") / "clip.y4m")
     fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                    f"--use-file-for-fake-video-capture={camera}"]
     with sync_api.sync_playwright() as playwright:

@@ -57,13 +57,15 @@ def crossing(frame: int) -> bool:
     return abs(boxes["grace"][0] - boxes["gray"][0]) < TILE[0] + 12
 
 
-def frames() -> list[Image.Image]:
+def frames(start: float = 0, count: int = FRAMES, step: float = 1.0) -> list[Image.Image]:
+    """The clip's frames; `step` < 1 plays it slower (a webcam whose people move less between the
+    frames a loaded machine manages to analyse)."""
     tiles = heads()
     out = []
-    for frame in range(FRAMES):
+    for index in range(count):
         canvas = Image.new("RGB", SIZE, BACKGROUND)
-        for name, corner in positions(frame).items():   # later names are drawn over earlier ones
-            canvas.paste(tiles[name], corner)
+        for name, (x, y) in positions(start + index * step).items():   # later names are drawn over earlier ones
+            canvas.paste(tiles[name], (round(x), round(y)))
         out.append(canvas)
     return out
 
