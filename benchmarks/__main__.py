@@ -2,6 +2,7 @@
 
     python -m benchmarks                               # every section, 30 warm runs
     python -m benchmarks --section e2e --section faces --runs 50
+    python -m benchmarks --section video --section live   # issue 16: video and webcam frame rates
     python -m benchmarks --stand-in                    # untrained same-shape models, even if trained ones exist
 
 Peer accuracy on held-out data is `python -m benchmarks.peers` (in .venv-peers).
@@ -18,11 +19,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 def main(argv: list[str] | None = None) -> int:
     from .perf import SECTIONS, print_table, run
+    from .video import VIDEO_SECTIONS
+
+    every = (*SECTIONS, *VIDEO_SECTIONS)
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--section", dest="sections", action="append", choices=SECTIONS,
-                        help=f"run only these (repeatable); default: all of {', '.join(SECTIONS)}")
+    parser.add_argument("--section", dest="sections", action="append", choices=every,
+                        help=f"run only these (repeatable); default: all of {', '.join(every)}")
     parser.add_argument("--runs", type=int, default=30, help="warm runs per timing (default 30)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in this process and the peers' (default: torch's, one per core)")
@@ -35,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    rows = run(args.sections or list(SECTIONS), runs=args.runs, threads=args.threads,
-               stand_in=args.stand_in, peers=args.peers, photos=args.photos)
+    rows = run(args.sections or list(every), runs=args.runs, threads=args.threads,
+               stand_in=args.stand_in, peers=args.peers, photos=args.photos, functions=VIDEO_SECTIONS)
     print_table(rows)
     return 1 if any(row.measure == "failed" for row in rows) else 0
 

@@ -571,7 +571,9 @@ SECTION_FUNCTIONS = {"e2e": section_e2e, "faces": section_faces, "throughput": s
 
 
 def run(sections: list[str], runs: int = 30, threads: int | None = None, stand_in: bool = False,
-        peers: bool = True, photos: int = 50) -> list[Row]:
+        peers: bool = True, photos: int = 50, functions: dict | None = None) -> list[Row]:
+    """`functions`: section name -> function, beyond SECTION_FUNCTIONS (benchmarks/video.py's)."""
+    functions = {**SECTION_FUNCTIONS, **(functions or {})}
     import torch
 
     if threads:
@@ -592,7 +594,7 @@ def run(sections: list[str], runs: int = 30, threads: int | None = None, stand_i
     for name in sections:
         started = time.perf_counter()
         try:
-            rows += SECTION_FUNCTIONS[name](ctx)
+            rows += functions[name](ctx)
         except Exception as err:  # noqa: BLE001 - one failing section must not hide the others
             rows.append(Row(name, "failed", type(err).__name__, str(err)[:120]))
         print(f"[{name}] done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)

@@ -1,7 +1,8 @@
-"""`python -m hub predict PHOTO|FOLDER [--task T ...] [--json] [--whole-image] [--manifest PATH]`
+"""`python -m hub predict PHOTO|VIDEO|FOLDER [--task T ...] [--json] [--frames] [--whole-image] [--manifest PATH]`
 
 The same analysis as the app. One photo: a readable summary, or with --json the app's JSON.
-A folder: one line per image (JSON lines with --json) and a progress bar on stderr.
+A video: one line per face followed (hub/cli_video.py), or per frame with --frames.
+A folder of photos and videos: one line per photo or record (JSON lines with --json) and a progress bar on stderr.
 """
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "predict", help="find the faces in a photo (or a folder of photos) and predict their attributes",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", type=Path, help="a photo, or a folder of photos (searched recursively)")
+    parser.add_argument("source", type=Path,
+                        help="a photo, a video, or a folder of photos and videos (searched recursively)")
     parser.add_argument("--task", dest="tasks", action="extend", nargs="+", metavar="T",
                         help="only these tasks (default: every task in the manifest)")
     parser.add_argument("--json", action="store_true", help="print the app's JSON (one line per photo)")
+    parser.add_argument("--frames", action="store_true",
+                        help="videos: one record per frame instead of one per face followed")
     parser.add_argument("--whole-image", action="store_true",
                         help="classify the whole image when no face is found")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
@@ -54,13 +58,19 @@ def describe(result: dict) -> str:
 
 
 def photos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Photos and videos."""
+    from .video import VIDEO_SUFFIXES
+
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from .config import ManifestError, load_manifest
     from .faces import BadImage
+    from .cli_video import describe_record, video_records
     from .predict import Predictor
+    from .video import BadVideo, is_video
 
     try:
         manifest = load_manifest(args.manifest)
@@ -76,17 +86,23 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     predictor = Predictor(manifest)
 
-    def analyze(path: Path) -> dict:
+    def analyze(path: Path, single: bool = False) -> dict | list[dict]:
+        if is_video(path):  # a list of records: one per face, or per frame
+            return video_records(path, predictor, args.tasks, args.frames, show_progress=single)
         analysis = predictor.analyze(path, tasks=args.tasks, whole_image_if_no_face=args.whole_image)
         return {"path": str(path), **analysis.as_dict()}
 
-    def show(result: dict, write) -> None:
+    def show(result: dict | list[dict], write) -> None:
+        if isinstance(result, list):
+            for record in result:
+                write(json.dumps(record, ensure_ascii=False) if args.json else describe_record(record))
+            return
         write(json.dumps(result, ensure_ascii=False) if args.json else f"{result['path']}: {describe(result)}")
 
     if args.source.is_file():
         try:
-            show(analyze(args.source), print)
-        except BadImage as err:
+            show(analyze(args.source, single=True), print)
+        except (BadImage, BadVideo) as err:
             print(f"error: {args.source}: {err}", file=sys.stderr)
             return 1
         return 0
@@ -95,13 +111,13 @@ def run_predict(args: argparse.Namespace) -> int:
 
     photos = photos_in(args.source)
     if not photos:
-        print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {args.source}", file=sys.stderr)
+        print(f"error: no photos ({', '.join(sorted(IMAGE_SUFFIXES))}) or videos in {args.source}", file=sys.stderr)
         return 1
 
-    def attempt(path: Path) -> dict | BadImage:
+    def attempt(path: Path) -> dict | list[dict] | BadImage | BadVideo:
         try:
             return analyze(path)
-        except BadImage as err:
+        except (BadImage, BadVideo) as err:
             return err
 
     # One photo per core at a time, each on one torch thread: small models gain more from
@@ -114,10 +130,10 @@ def run_predict(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)
     failed = 0
     with ThreadPoolExecutor(workers) as pool, \
-            tqdm(pool.map(attempt, photos), total=len(photos), unit="photo", file=sys.stderr,
+            tqdm(pool.map(attempt, photos), total=len(photos), unit="file", file=sys.stderr,
                  dynamic_ncols=True) as bar:
         for path, result in zip(photos, bar):
-            if isinstance(result, BadImage):
+            if isinstance(result, (BadImage, BadVideo)):
                 failed += 1
                 result = {"path": str(path), "error": str(result)}
                 bar.write(json.dumps(result) if args.json else f"{path}: error: {result['error']}",

@@ -27,7 +27,8 @@ CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # What app.py and hub/ import at run time (pyproject.toml's dependencies); training and dev tools stay out
 # of the Space. torchvision is no import of ours but timm's: pinned so that it matches torch's CPU wheel.
 RUNTIME_PACKAGES = ("torch", "torchvision", "timm", "facenet-pytorch", "gradio", "huggingface_hub",
-                    "safetensors", "pillow", "numpy", "pyyaml", "tqdm", "packaging")
+                    "safetensors", "pillow", "numpy", "pyyaml", "tqdm", "packaging",
+                    "av", "trackers", "supervision", "pandas")
 # facenet-pytorch 2.6 pins torch 2.2, which conflicts with everything else here
 FACENET_VERSIONS = ">=2.5.3,<2.6"
 SPACE_COLORS = ("red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray")

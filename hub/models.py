@@ -191,6 +191,11 @@ class AttributeModel:
         probs = torch.softmax(outputs / self.temperature, dim=-1)
         return [self._classes(row.tolist()) for row in probs]
 
+    def answer(self, value) -> ClassPrediction | AgePrediction:
+        """The prediction for outputs that were already combined elsewhere (smoothed over video
+        frames): class probabilities for a classifier, years for age."""
+        return self._classes(list(value)) if self.task.is_classification else self._age(float(value))
+
     def _classes(self, probs: list[float]) -> ClassPrediction:
         best = max(range(len(probs)), key=probs.__getitem__)
         uncertain = probs[best] < self.task.uncertain_below

@@ -19,6 +19,7 @@ from .config import PROJECT_ROOT, Manifest, TaskConfig, load_manifest
 from .faces import BadImage, Face, load_image
 from .models import ModelUnavailable
 from .predict import Predictor
+from .ui_video import video_tabs
 from .uploads import HOLD_SECONDS, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,7 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
                 with gr.Tab(task.title):
                     gr.Markdown(f"⚠️ {problems[name]}" if problems[name] else task.caveat)
                     analysis_tab(predictor, name, [task], examples, photos)
+            video_tabs(predictor, inline_image, photos)
         gr.Markdown(about_markdown(manifest))
         photos.attach(demo)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)

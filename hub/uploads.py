@@ -134,6 +134,7 @@ class Photos:
         self.slots = threading.BoundedSemaphore(concurrency)  # photos decoded or analysed at once
         self.demo: gr.Blocks | None = None
         self._inputs: list[gr.Image] = []
+        self._guarded: list[gr.components.Component] = []  # other file inputs (videos): same check
         self._held: OrderedDict[str, _Held] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
         self._decoding: dict[str, threading.Lock] = {}
@@ -152,12 +153,23 @@ class Photos:
         self._inputs.append(photo)
         return photo
 
+    def guard(self, component):
+        """Another file input (a video): its value must pass `check` too, before Gradio opens it."""
+        self._guarded.append(component)
+        return component
+
+    def forget_upload(self, path: str | None) -> None:
+        """Delete a guarded input's upload once its request is done (examples and other files stay)."""
+        if path and self._is_upload(os.path.realpath(path)):
+            self._delete_upload(os.path.realpath(path))
+
     def attach(self, demo: gr.Blocks) -> None:
         """Check the photo inputs of `demo`'s events before Gradio looks at them (call inside it)."""
         self.demo = demo
         demo.photos = self  # reachable from the app (tests, other tabs)
         demo.unload(self.release)
-        preprocess, ids = demo.preprocess_data, {photo._id for photo in self._inputs}
+        preprocess = demo.preprocess_data
+        ids = {photo._id for photo in self._inputs} | {block._id for block in self._guarded}
 
         async def checked(block_fn, inputs, *args, **kwargs):
             for i, block in enumerate(block_fn.inputs):

@@ -16,11 +16,12 @@ from packaging.utils import canonicalize_name
 from conftest import top_level_imports
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"hub", "finetune", "benchmarks", "conftest", "app"}
+OURS = {"hub", "finetune", "benchmarks", "conftest", "app", "video_clips"}  # video_clips: tests/video_clips.py
 PEER_MODULES = {"benchmarks/peers.py", "benchmarks/peer_pipeline.py"}  # run in .venv-peers
 # imports that are optional where they stand (try/except ImportError)
 OPTIONAL = {"certifi": "hub/fetch.py: the system trust store otherwise",
-            "spaces": "hub/spaces_runtime.py: preinstalled on ZeroGPU Spaces only"}
+            "spaces": "hub/spaces_runtime.py: preinstalled on ZeroGPU Spaces only",
+            "norfair": "benchmarks/tracker_choice.py: the tracker not chosen; it pins numpy<2, so kept aside"}
 # declared, but not imported by name
 NOT_IMPORTED = {"pytest-timeout": "a pytest plugin: @pytest.mark.timeout",
                 "playwright": "tests/test_browser.py: pytest.importorskip('playwright.sync_api')"}

@@ -99,6 +99,21 @@ def test_paths_not_uploaded_here_get_one_message_and_nothing_is_read_or_deleted(
     assert "Traceback" not in log and "server_files" not in log and "f00d" not in log, log[-2000:]
 
 
+def test_the_video_endpoint_gets_the_same_check(app, canaries, tmp_path):
+    """A video input is a file argument too: a plain-dict path to a server file (a video or anything else)
+    is refused with the same message, and nothing is read or deleted."""
+    _, url, _, folder, _ = app
+    secret_clip = tmp_path / "secret.mp4"
+    secret_clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    before, tree = contents(canaries), sorted(folder.rglob("*"))
+    paths = [*hostile_paths(canaries), str(secret_clip)]
+    answers = [raw_call(url, "video", [{"path": path, "meta": MARKED} if i % 2 else {"path": path}, ""])
+               for i, path in enumerate(paths)]
+    assert all(event == "error" for event, _ in answers), answers
+    assert {message for _, message in answers} == {UNAVAILABLE}
+    assert contents(canaries) == before and sorted(folder.rglob("*")) == tree and secret_clip.is_file()
+
+
 def test_other_shapes_of_photo_are_refused_and_nothing_is_fetched(app, astronaut, tmp_path):
     _, url, _, folder, _ = app
     requests = []
