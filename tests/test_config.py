@@ -26,7 +26,7 @@ def test_project_manifest(raw):
     assert age.band_for(0) == "0-2" and age.band_for(35.5) == "30-39" and age.band_for(101) == "70+"
     assert mood.labels[3] == "happy" and mood.grayscale
     # serving crops are framed like each training set (measured by `python -m finetune framing`)
-    assert age.crop_margin < 0 < age.crop_shift and manifest.task("field").crop_shift == 0.0
+    assert age.crop_margin < 0 and age.crop_shift >= 0 and manifest.task("field").crop_shift == 0.0
     assert all(task.caveat for task in manifest.tasks.values())
     assert manifest.detector.min_confidence == 0.9
 
