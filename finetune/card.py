@@ -163,9 +163,13 @@ def _groups(task: TaskConfig, metrics: dict) -> str:
 
 
 def _start(settings: Settings) -> str:
-    if settings.init:
-        return f"continued from our model `{settings.init.folder}`"
-    return "ImageNet-pretrained" if settings.pretrained else "random init"
+    start = f"continued from our model `{settings.init.folder}`" if settings.init else \
+        "ImageNet-pretrained" if settings.pretrained else "random init"
+    teacher, cfg = settings.teacher, settings.config
+    if teacher:  # the teacher's share of the loss; see finetune/distill.py
+        start += (f"; distilled from our model `{teacher.folder}` ({teacher.architecture}, {teacher.input_size}px), "
+                  f"with weight {cfg.distill_alpha} on the teacher term (temperature {cfg.distill_temperature})")
+    return start
 
 
 def render(settings: Settings, metrics: dict, data, repo_id: str | None = None) -> str:
