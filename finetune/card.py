@@ -14,7 +14,7 @@ import yaml
 from hub.config import DataLicence, TaskConfig
 from hub.locations import hub_ref
 
-from .settings import Settings
+from .settings import Settings, shown
 
 PROJECT = "face-attribute-hub"
 
@@ -167,8 +167,9 @@ def _start(settings: Settings) -> str:
         "ImageNet-pretrained" if settings.pretrained else "random init"
     teacher, cfg = settings.teacher, settings.config
     if teacher:  # the teacher's share of the loss; see finetune/distill.py
-        start += (f"; distilled from our model `{teacher.folder}` ({teacher.architecture}, {teacher.input_size}px), "
-                  f"with weight {cfg.distill_alpha} on the teacher term (temperature {cfg.distill_temperature})")
+        start += (f"; distilled from our model `{shown(teacher.folder)}`, a {teacher.architecture} at "
+                  f"{teacher.input_size}px, with weight {cfg.distill_alpha} on the teacher term and temperature "
+                  f"{cfg.distill_temperature}")
     return start
 
 
