@@ -69,7 +69,7 @@ def test_an_age_student_takes_the_teachers_years_as_a_second_target():
 
 def test_the_student_example_in_the_recipes_file_runs_as_written(tmp_path, capsys):
     """The commented mood student at the end of finetune/recipes.yaml, uncommented, is a valid recipe that
-    trains LeViT at 64 px from the kept LeViT, taught by the mood teacher (dry run: nothing is trained)."""
+    trains LeViT at 64 px from the kept LeViT, taught by the shipped mood model (dry run: nothing is trained)."""
     from finetune.__main__ import main
     from finetune.recipe import RECIPES_FILE
 
@@ -78,15 +78,18 @@ def test_the_student_example_in_the_recipes_file_runs_as_written(tmp_path, capsy
                if line.startswith("#   ")]
     raw = yaml.safe_load(text)
     raw["recipes"].update(yaml.safe_load("\n".join(example)))
-    assert raw["recipes"]["mood"]["publish"] == "teacher"
     recipes = tmp_path / "recipes.yaml"
     recipes.write_text(yaml.safe_dump(raw))
-    assert main(["recipe", "mood", "--dry-run", "--recipes", str(recipes), "--runs", str(tmp_path / "runs")]) == 0
-    student = capsys.readouterr().out.splitlines()[-1]
-    assert student.startswith("[recipe] mood/student: would run")
-    assert f"--teacher {tmp_path / 'runs' / 'mood' / 'teacher'}" in student
+    runs = tmp_path / "runs"
+    assert main(["recipe", "mood-student", "--dry-run", "--recipes", str(recipes), "--runs", str(runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert", "[recipe] mood/teacher",
+                                                      "[recipe] mood/polish", "[recipe] mood-student/levit"]
+    student = lines[-1]
+    assert f"--teacher {runs / 'mood' / 'polish'}" in student and "--task mood " in student
     assert "--init-from runs/levit-start/mood " in student  # the kept LeViT, relative to spaces.yaml's folder
     assert "--input-size 64" in student and "--distill-alpha 0.5" in student
+
 
 def test_a_student_is_distilled_from_a_teacher_stage(tiny, tmp_path, capsys):  # noqa: F811
     assert tiny([TEACHER, STUDENT], "--dry-run") == 0
