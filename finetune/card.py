@@ -14,7 +14,7 @@ import yaml
 from hub.config import DataLicence, TaskConfig
 from hub.locations import hub_ref
 
-from .settings import Settings
+from .settings import Settings, shown
 
 PROJECT = "face-attribute-hub"
 
@@ -163,9 +163,14 @@ def _groups(task: TaskConfig, metrics: dict) -> str:
 
 
 def _start(settings: Settings) -> str:
-    if settings.init:
-        return f"continued from our model `{settings.init.folder}`"
-    return "ImageNet-pretrained" if settings.pretrained else "random init"
+    start = f"continued from our model `{settings.init.folder}`" if settings.init else \
+        "ImageNet-pretrained" if settings.pretrained else "random init"
+    teacher, cfg = settings.teacher, settings.config
+    if teacher:  # the teacher's share of the loss; see finetune/distill.py
+        start += (f"; distilled from our model `{shown(teacher.folder)}`, a {teacher.architecture} at "
+                  f"{teacher.input_size}px, with weight {cfg.distill_alpha} on the teacher term and temperature "
+                  f"{cfg.distill_temperature}")
+    return start
 
 
 def render(settings: Settings, metrics: dict, data, repo_id: str | None = None) -> str:

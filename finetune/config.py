@@ -38,7 +38,11 @@ class TrainConfig:
                              "--no-pretrained offline"})
     init_from: Optional[str] = field(default=None, metadata={"help": "a model folder of ours to start from"})
     teacher: Optional[str] = field(default=None, metadata={"help": "a model folder of ours to distil from "
-                                   "(not implemented yet: refused)"})
+                                   "(any architecture and input size, the same classes)"})
+    distill_alpha: float = field(default=0.5, metadata={"help": "the teacher's share of the loss: (1 - a) * task "
+                                 "loss + a * teacher term (DeiT's soft distillation)"})
+    distill_temperature: float = field(default=1.0, metadata={"help": "softens both models' class "
+                                       "probabilities in the teacher term (T; the term is scaled by T^2)"})
     input_size: Optional[int] = None
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra timm create_model "
                                          "arguments, e.g. --model-kwargs stem_type=s8"})

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import (ClassLabel, Dataset, DatasetDict, Image as ImageFeature, Value, load_dataset,
-                      load_from_disk)
+from datasets import (ClassLabel, Dataset, DatasetDict, Image as ImageFeature, Value, concatenate_datasets,
+                      load_dataset, load_from_disk)
 
 from hub.config import TaskConfig
 from hub.faces import CropSpec, get_detector, largest_face, load_image
@@ -189,8 +189,9 @@ def _with_strata(ds: Dataset, task: TaskConfig) -> Dataset:
 
 # --- the whole path ------------------------------------------------------------------------------
 
-def load_task_data(settings: DataSettings) -> TaskData:
-    """The data `settings` name (resolved by finetune.settings), cropped and split."""
+def load_task_data(settings: DataSettings, holdout: bool = True) -> TaskData:
+    """The data `settings` name (resolved by finetune.settings), cropped and split. Without `holdout`
+    (evaluating every row) all of the source's rows form one split, `all`, which may lack classes."""
     task, source, split, seed = settings.task, settings.source, settings.split, settings.seed
     raw = read_source(source, settings.config_name)
     label_column = settings.label_column
@@ -201,17 +202,21 @@ def load_task_data(settings: DataSettings) -> TaskData:
                                    splits=spec.splits if own else None, label_names=spec.label_names if own else ())
     raw = DatasetDict({name: _rename(part, settings.image_column, label_column) for name, part in raw.items()})
     groups = [c for c in settings.group_columns if c in raw["train"].column_names and c != label_column]
-    if task.is_classification:
-        labels = choose_labels(_label_names(raw["train"]), task, list(settings.drop_classes))
+    if holdout and "train" not in raw:
+        raise DataError(f"{source}: no train split (found {list(raw)})")
+    if task.is_classification:  # the training split's classes, or (every row) those of all splits
+        found = dict.fromkeys(name for part in (raw.values() if not holdout else [raw["train"]])
+                              for name in _label_names(part))
+        labels = choose_labels(list(found), task, list(settings.drop_classes))
         raw = DatasetDict({name: _to_class_ids(part, labels) for name, part in raw.items()})
     else:
         labels = ["years"]
         raw = DatasetDict({name: _with_strata(part.cast_column("label", Value("float32")), task)
                            for name, part in raw.items()})
 
-    if "train" not in raw:
-        raise DataError(f"{source}: no train split (found {list(raw)})")
-    if "validation" not in raw or "test" not in raw:
+    if not holdout:
+        raw = DatasetDict(all=concatenate_datasets(list(raw.values())))
+    elif "validation" not in raw or "test" not in raw:
         strata = "label" if task.is_classification else "strata"
         _check_classes(raw["train"], labels, task)
         given = [name for name in ("validation", "test") if name in raw]
@@ -229,7 +234,7 @@ def load_task_data(settings: DataSettings) -> TaskData:
     skipped = {"unreadable": 0, "no_face": 0}
     no_face: list[str] = []
     cropped = {}
-    for name in SPLITS:
+    for name in SPLITS if holdout else ("all",):
         part = crop_dataset(raw[name], settings.size, settings.crop, settings.detect_faces, settings.cache_dir,
                             name)
         flags = part.select_columns(["readable", "face"]).to_dict()
@@ -244,8 +249,10 @@ def load_task_data(settings: DataSettings) -> TaskData:
         cropped[name] = part.filter(lambda b: [r and f for r, f in zip(b["readable"], b["face"])],
                                     batched=True, desc=f"kept {name}").remove_columns(["readable", "face"])
     splits = DatasetDict(cropped)
-    if task.is_classification:
+    if holdout and task.is_classification:
         _check_classes(splits["train"], labels, task)
+    elif not holdout and len(splits["all"]) == 0:
+        raise DataError(f"{source}: no usable images (skipped {skipped})")
     return TaskData(splits=splits, labels=labels, kind=task.kind, groups=groups, skipped=skipped,
                     no_face=no_face)
 

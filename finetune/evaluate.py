@@ -2,9 +2,12 @@
 figures as at the end of training.
 
     python -m finetune evaluate models/age --data ../shared/data/utkface [--split test|all] [--out DIR]
+    python -m finetune evaluate models/mood --data ck-plus/ --split all --label-map anger=angry sadness=sad
 
 The data settings come from the model's train_config.yaml (same seed and fractions, so the same held-out
-split), overridden by the flags, and are resolved by the same function as in training.
+split), overridden by the flags, and are resolved by the same function as in training. Data from elsewhere
+may name its classes otherwise (--label-map), have classes the model lacks (their faces are dropped, with a
+note) and lack some of the model's (metrics over the classes present, named in metrics.json).
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", help="default: config.json's task")
     parser.add_argument("--split", choices=["test", "all"], default="test",
                         help="test: the held-out split (same seed and fractions as training); all: every row")
+    parser.add_argument("--label-map", nargs="*", metavar="DATA=MODEL", default=[],
+                        help="the data's class names as the model's, e.g. anger=angry sadness=sad; the faces "
+                        "of classes the model does not know are dropped")
     parser.add_argument("--out", help="default: MODEL_DIR/eval-<data name>")
     parser.add_argument("--manifest")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -53,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from hub.models import AttributeModel, read_model_config
 
-    from .data import SPLITS, DataError, load_task_data
+    from .data import DataError, load_task_data
     from .loaders import TorchFaces, run_inference
     from .measure import measure_split
     from .metrics import headline, summary_lines, to_json
+    from .relabel import parse_label_map, to_model_labels
     from .settings import resolve_data
 
     args = build_parser().parse_args(argv)
@@ -79,21 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {err}") from None
     model = AttributeModel.load(task, str(folder))
     settings = resolve_data(trained, manifest, size=model.input_size, task=task)
-    data = load_task_data(settings)
-    if args.split == "all":
-        from datasets import concatenate_datasets
-        split = concatenate_datasets([data.splits[part] for part in SPLITS])
-    else:
-        split = data.splits["test"]
-    if task.is_classification and list(data.labels) != model.labels:
-        unknown = sorted(set(data.labels) - set(model.labels))
-        if unknown:
-            raise DataError(f"the data has class(es) {unknown} the model does not know ({model.labels})")
-        remap = {i: model.labels.index(label) for i, label in enumerate(data.labels)}
-        features = split.features.copy()
-        from datasets import ClassLabel
-        features["label"] = ClassLabel(names=model.labels)
-        split = split.map(lambda b: {"label": [remap[v] for v in b["label"]]}, batched=True, features=features)
+    mapping = parse_label_map(args.label_map)
+    if mapping and not task.is_classification:
+        raise DataError(f"--label-map: {task.name} is a regression task, it has no classes to map")
+    data = load_task_data(settings, holdout=args.split == "test")
+    split = data.splits[args.split]
+    relabelled = None
+    if task.is_classification:
+        split, relabelled = to_model_labels(split, data.labels, model.labels, mapping)
 
     loader = DataLoader(TorchFaces(split, model.transform, not task.is_classification), batch_size=args.batch_size,
                         shuffle=False, num_workers=args.workers)
@@ -110,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
                "split": args.split, **result,
                "data": {"source": source, "rows": len(split), "skipped": dict(data.skipped),
                         "group_columns": list(data.groups)}}
+    if relabelled is not None:
+        metrics["data"]["labels"] = {"data": list(data.labels), **relabelled.as_json()}
     metrics["headline"] = headline(metrics)
     (out / "metrics.json").write_text(to_json(metrics))
     (out / "no_face.log").write_text("".join(f"{row}\n" for row in data.no_face))
     print(f"[eval] {folder} on {source} ({args.split}, {len(split)} faces; skipped {data.skipped})")
+    for line in relabelled.notes() if relabelled else []:
+        print(line)
     for line in summary_lines(metrics, args.split):
         print(line)
     print(f"[saved] {out}: metrics.json, {len(result['figures'])} figures")

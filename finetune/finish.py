@@ -14,7 +14,7 @@ from .loaders import plain_loader, run_inference
 from .measure import measure_split
 from .metrics import classification_metrics, headline, regression_metrics, summary_lines, to_json
 from .push import PushError, push_folder
-from .settings import Settings
+from .settings import Settings, shown
 
 
 def _inherited(settings: Settings) -> dict:
@@ -60,6 +60,11 @@ def finish_training(net, data: TaskData, settings: Settings, device, *, val_load
         "training": {"best_epoch": best_epoch + 1, "epochs": cfg.epochs,
                      "train_speed_img_per_s": round(float(train_speed), 1)},
     }
+    teacher = settings.teacher
+    if teacher:
+        metrics["training"]["teacher"] = {"folder": shown(teacher.folder), "architecture": teacher.architecture,
+                                          "input_size": teacher.input_size, "alpha": cfg.distill_alpha,
+                                          "temperature": cfg.distill_temperature}
     metrics["headline"] = headline(metrics)
 
     save_checkpoint(net, output, labels=list(data.labels), input_size=settings.input_size,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from .config import TrainConfig
@@ -10,10 +11,13 @@ from .distributed import gather
 
 
 class TorchFaces(torch.utils.data.Dataset):
-    """A cropped split as (tensor, target) pairs through a timm transform."""
+    """A cropped split as (tensor, target) pairs through a timm transform. With `teacher` (a teacher's
+    outputs per face, plain and mirrored: finetune.distill) the faces are flipped here, with probability
+    `hflip`, and each comes with the teacher's outputs for the image as flipped: (tensor, target, outputs)."""
 
-    def __init__(self, split, transform, regression: bool):
+    def __init__(self, split, transform, regression: bool, teacher: np.ndarray | None = None, hflip: float = 0.0):
         self.split, self.transform, self.regression = split, transform, regression
+        self.teacher, self.hflip = teacher, hflip
 
     def __len__(self):
         return len(self.split)
@@ -21,7 +25,11 @@ class TorchFaces(torch.utils.data.Dataset):
     def __getitem__(self, index):
         row = self.split[int(index)]
         target = torch.tensor(row["label"], dtype=torch.float32 if self.regression else torch.long)
-        return self.transform(row["image"]), target
+        if self.teacher is None:
+            return self.transform(row["image"]), target
+        flipped = bool(torch.rand(()) < self.hflip)
+        image = row["image"].transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flipped else row["image"]
+        return self.transform(image), target, torch.from_numpy(self.teacher[int(index), int(flipped)])
 
 
 def eval_transform(net, size: int):
@@ -32,18 +40,19 @@ def eval_transform(net, size: int):
     return timm.data.create_transform(**config)
 
 
-def train_transform(net, cfg: TrainConfig, size: int):
+def train_transform(net, cfg: TrainConfig, size: int, hflip: float | None = None):
+    """timm's training augmentation; `hflip=0` when the caller flips the faces itself (distillation)."""
     import timm.data
     config = timm.data.resolve_data_config(model=net)
     return timm.data.create_transform(
         input_size=(3, size, size), is_training=True, scale=(cfg.scale_min, 1.0), ratio=(0.9, 1.1),
-        hflip=cfg.hflip, vflip=0.0, color_jitter=None, auto_augment=cfg.auto_augment,
+        hflip=cfg.hflip if hflip is None else hflip, vflip=0.0, color_jitter=None, auto_augment=cfg.auto_augment,
         interpolation="bicubic", mean=config["mean"], std=config["std"])
 
 
 def make_loader(split, transform, cfg: TrainConfig, regression: bool, train: bool, world: int,
-                seed_offset: int = 0) -> DataLoader:
-    dataset = TorchFaces(split, transform, regression)
+                seed_offset: int = 0, teacher: np.ndarray | None = None) -> DataLoader:
+    dataset = TorchFaces(split, transform, regression, teacher, cfg.hflip if train else 0.0)
     sampler = None
     if train and cfg.balance == "sampler" and not regression:
         counts = np.bincount(split["label"], minlength=max(split["label"]) + 1).astype(float)

@@ -24,17 +24,26 @@ def classification_metrics(logits: np.ndarray, targets: np.ndarray, labels: list
     raw, calibrated = softmax(logits), softmax(logits, temperature)
     precision, recall, f1, support = precision_recall_fscore_support(targets, predicted, labels=ids,
                                                                      zero_division=0)
+    # data from elsewhere may lack some of the model's classes: macro-F1 averages the classes present (a
+    # class without faces has no recall), while accuracy and the rest count every face
+    present = [i for i in ids if support[i] > 0]
+    absent = set(ids) - set(present)
+    nan = float("nan")
     return {
         "n": int(len(targets)),
-        "accuracy": float(accuracy_score(targets, predicted)),
-        "macro_f1": float(f1_score(targets, predicted, labels=ids, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(targets, predicted)) if len(targets) else nan,
+        "macro_f1": float(f1_score(targets, predicted, labels=present, average="macro", zero_division=0))
+        if present else nan,
+        "classes_without_data": [labels[i] for i in sorted(absent)],
         "temperature": float(temperature),
         "ece": expected_calibration_error(calibrated, targets),
         "ece_uncalibrated": expected_calibration_error(raw, targets),
         "nll": nll(logits, targets, temperature),
         "nll_uncalibrated": nll(logits, targets),
-        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                             "support": int(support[i])} for i, name in enumerate(labels)},
+        "per_class": {name: {"precision": float(precision[i]) if i not in absent or (predicted == i).any() else nan,
+                             "recall": nan if i in absent else float(recall[i]),
+                             "f1": nan if i in absent else float(f1[i]), "support": int(support[i])}
+                      for i, name in enumerate(labels)},
         # the seed study's check: does the model predict each class about as often as it occurs?
         "class_distribution": {name: {"true": int((targets == i).sum()), "predicted": int((predicted == i).sum())}
                                for i, name in enumerate(labels)},
@@ -154,9 +163,15 @@ def headline(metrics: dict) -> dict:
 def summary_lines(metrics: dict, split: str = "test") -> list[str]:
     test = metrics["test"]
     if metrics["kind"] == "classification":
-        return [f"[{split}] accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  (n={test['n']})",
-                f"[calibration] T={test['temperature']:.3f}  ECE {test['ece_uncalibrated']:.4f} -> "
-                f"{test['ece']:.4f}  NLL {test['nll_uncalibrated']:.4f} -> {test['nll']:.4f}"]
+        lines = [f"[{split}] accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  (n={test['n']})",
+                 f"[calibration] T={test['temperature']:.3f}  ECE {test['ece_uncalibrated']:.4f} -> "
+                 f"{test['ece']:.4f}  NLL {test['nll_uncalibrated']:.4f} -> {test['nll']:.4f}"]
+        absent = test.get("classes_without_data") or []
+        if absent:
+            present = len(metrics["labels"]) - len(absent)
+            lines.append(f"[classes] no faces of {', '.join(absent)} in this data: macro-F1 is over the {present} "
+                         f"classes present; accuracy over all {test['n']} faces")
+        return lines
     interval = test["interval"]
     return [f"[{split}] MAE {test['mae']:.2f}  RMSE {test['rmse']:.2f} years  bias {test['bias']:+.2f}  "
             f"(n={test['n']})",

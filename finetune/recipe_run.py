@@ -27,6 +27,7 @@ from .recipe import RECIPES_FILE, Recipe, Stage, Start, load_recipes, stage_opti
 from .settings import digest, resolve, shown
 
 RECORD_FILE = "recipe.json"
+STARTS = ("init_from", "teacher")  # recorded by the content of the model folders they name
 
 
 def command_line(values: dict[str, Any]) -> str:
@@ -85,16 +86,18 @@ class Runner:
         a stage rebuilt differently makes the stages after it run again)."""
         if stage.convert:
             return {"convert": digest(stage.convert)}
-        values = self.config_values(stage)
-        options = runstate.compared(make_config(values, stage.key))
-        starts = {name: self._digest(options.pop(name)) for name in ("init_from", "teacher")}
+        options = runstate.compared(make_config(self.config_values(stage), stage.key))
+        starts = {name: self._digest(options.pop(name)) for name in STARTS}
         return {"options": options, "starts": starts}
 
     def done(self, stage: Stage, record: dict) -> bool:
         path = self.folder(stage.key) / RECORD_FILE
         if not path.is_file() or not (self.folder(stage.key) / WEIGHTS_FILE).is_file():
             return False
-        return json.loads(path.read_text()) == json.loads(json.dumps(record))
+        saved = json.loads(path.read_text())
+        if "options" in saved:  # options added to finetune since the record was written had their defaults
+            saved["options"] = {k: v for k, v in runstate.compared(saved["options"]).items() if k not in STARTS}
+        return saved == json.loads(json.dumps(record))
 
     def ensure(self, key: str) -> None:
         """Stage `key` done: its recipe's earlier stages first (through `from`), then itself."""
@@ -129,7 +132,8 @@ class Runner:
 
         cfg = make_config(self.config_values(stage), stage.key)
         settings = resolve(cfg, self.manifest)
-        resume = runstate.resumable(settings.state_dir, settings.as_config(), settings.start_digest)
+        resume = runstate.resumable(settings.state_dir, settings.as_config(), settings.start_digest,
+                                    settings.teacher_digest)
         print(f"[recipe] {stage.key}: " + ("resuming" if resume else "training") + f" -> {shown(out)}")
         run(dataclasses.replace(settings, config=dataclasses.replace(cfg, resume=resume)))
 

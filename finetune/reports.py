@@ -29,7 +29,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def confusion_matrix_plot(matrix, labels: list[str], path: Path, title: str = "Confusion matrix") -> Path:
-    """Rows (true class) normalised to 1; each cell shows the share and the count."""
+    """Rows (true class) normalised to 1; each cell shows the share and the count. A class without faces
+    (data from elsewhere) keeps its column of predictions and an empty row, marked as such."""
     matrix = np.asarray(matrix, dtype=float)
     totals = matrix.sum(axis=1, keepdims=True)
     shares = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
@@ -40,13 +41,14 @@ def confusion_matrix_plot(matrix, labels: list[str], path: Path, title: str = "C
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     ticks = range(len(labels))
     ax.set_xticks(ticks, labels, rotation=45, ha="right")
-    ax.set_yticks(ticks, labels)
+    empty = totals[:, 0] == 0
+    ax.set_yticks(ticks, [f"{name} (no faces)" if empty[i] else name for i, name in enumerate(labels)])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     for i in ticks:
         for j in ticks:
-            ax.text(j, i, f"{shares[i, j]:.0%}\n{int(matrix[i, j])}", ha="center", va="center", fontsize=8,
-                    color="white" if shares[i, j] > 0.5 else "black")
+            ax.text(j, i, "–" if empty[i] else f"{shares[i, j]:.0%}\n{int(matrix[i, j])}", ha="center",
+                    va="center", fontsize=8, color="white" if shares[i, j] > 0.5 else "black")
     ax.set_title(title)
     return _save(fig, path)
 

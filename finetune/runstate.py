@@ -44,8 +44,16 @@ def save_state(path: Path, **state) -> None:
     os.replace(tmp, path)
 
 
+def _defaults() -> dict:
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(TrainConfig)
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+
+
 def compared(config: TrainConfig | dict) -> dict:
-    values = dataclasses.asdict(config) if isinstance(config, TrainConfig) else dict(config)
+    """The options that make a run's result. A saved configuration lacking an option (added to
+    TrainConfig since) had its default, so states and recipe records from before stay valid."""
+    values = dataclasses.asdict(config) if isinstance(config, TrainConfig) else {**_defaults(), **config}
     return {k: v for k, v in values.items() if k not in NOT_COMPARED}
 
 
@@ -55,9 +63,9 @@ def differences(saved: dict, current: TrainConfig) -> list[str]:
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
-def load_state(path: Path, current: TrainConfig, start: str | None, device) -> dict:
+def load_state(path: Path, current: TrainConfig, start: str | None, device, teacher: str | None = None) -> dict:
     """The state at `path`, if it was written by `current` (the resolved configuration) from the same
-    starting weights (`start`: the --init-from model's digest)."""
+    starting weights (`start`: the --init-from model's digest) and the same teacher (its digest)."""
     state = torch.load(path, map_location=device, weights_only=False)
     changed = differences(state.get("config") or {}, current)
     if changed:
@@ -68,13 +76,18 @@ def load_state(path: Path, current: TrainConfig, start: str | None, device) -> d
     if state.get("start") != start:
         raise ConfigError(f"--resume: {path} started from other weights: the --init-from model has changed "
                           "since. Start over without --resume.")
+    if state.get("teacher") != teacher:
+        raise ConfigError(f"--resume: {path} was distilled from another teacher: the --teacher model has changed "
+                          "since. Start over without --resume.")
     return state
 
 
-def resumable(state_dir: Path, current: TrainConfig, start: str | None) -> bool:
-    """Whether `state_dir` holds a state that `current`, starting from `start`, may resume."""
+def resumable(state_dir: Path, current: TrainConfig, start: str | None, teacher: str | None = None) -> bool:
+    """Whether `state_dir` holds a state that `current`, starting from `start` and taught by `teacher`
+    (digests), may resume."""
     path = state_dir / STATE_FILE
     if not path.is_file():
         return False
     state = torch.load(path, map_location="cpu", weights_only=False)
-    return not differences(state.get("config") or {}, current) and state.get("start") == start
+    return (not differences(state.get("config") or {}, current) and state.get("start") == start
+            and state.get("teacher") == teacher)

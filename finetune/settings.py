@@ -69,6 +69,7 @@ class InitModel:
     freeze_bn: bool                  # converted backbones hold folded norms that batch statistics would undo
     pretrained_from: str | None      # where its own weights came from, carried into the new config.json
     digest: str                      # of its weights: a run's state from other starting weights is not resumed
+    labels: tuple[str, ...] = ()     # its classes (config.json label_names)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Settings:
     model: str                       # the timm architecture (the --init-from model's when there is one)
     input_size: int
     init: InitModel | None
+    teacher: InitModel | None        # the model distilled from (--teacher)
     pretrained: bool                 # timm's own pretrained weights; never with an --init-from model
     freeze_bn: bool
     output: Path
@@ -92,6 +94,10 @@ class Settings:
     @property
     def start_digest(self) -> str | None:
         return self.init.digest if self.init else None
+
+    @property
+    def teacher_digest(self) -> str | None:
+        return self.teacher.digest if self.teacher else None
 
     @property
     def fresh_age_head(self) -> bool:
@@ -179,17 +185,18 @@ def digest(folder: str | Path) -> str:
     return hasher.hexdigest()
 
 
-def read_init(folder: str) -> InitModel:
+def read_init(folder: str, flag: str = "--init-from") -> InitModel:
     from hub.models import read_model_config
 
     try:
         config = read_model_config(Path(folder))
     except (FileNotFoundError, ValueError) as err:
-        raise ConfigError(f"--init-from {folder}: {err}") from None
+        raise ConfigError(f"{flag} {folder}: {err}") from None
     return InitModel(folder=folder, architecture=config["architecture"], num_classes=int(config.get("num_classes", 0)),
                      input_size=int(config["pretrained_cfg"]["input_size"][-1]),
                      model_args=dict(config.get("model_args", {})), freeze_bn=bool(config.get("freeze_bn", False)),
-                     pretrained_from=config.get("pretrained_from"), digest=digest(folder))
+                     pretrained_from=config.get("pretrained_from"), digest=digest(folder),
+                     labels=tuple(config.get("label_names") or ()))
 
 
 def resolve(cfg: TrainConfig, manifest: Manifest | None = None) -> Settings:
@@ -197,6 +204,13 @@ def resolve(cfg: TrainConfig, manifest: Manifest | None = None) -> Settings:
     manifest = manifest or manifest_for(cfg)
     task = task_for(cfg, manifest)
     init = read_init(cfg.init_from) if cfg.init_from else None
+    teacher = read_init(cfg.teacher, "--teacher") if cfg.teacher else None
+    if teacher and (cfg.mixup > 0 or cfg.cutmix > 0):
+        raise ConfigError("--teacher with --mixup/--cutmix: the teacher's outputs are worked out once per face "
+                          "(and its mirror image), not for mixed images; set --mixup 0 --cutmix 0")
+    if not 0.0 <= cfg.distill_alpha <= 1.0 or cfg.distill_temperature <= 0:
+        raise ConfigError(f"--distill-alpha is a share between 0 and 1 (got {cfg.distill_alpha}) and "
+                          f"--distill-temperature above 0 (got {cfg.distill_temperature})")
     if init and cfg.model and cfg.model != init.architecture:
         raise ConfigError(f"--model {cfg.model} differs from the --init-from model's {init.architecture}; "
                           "leave --model out")
@@ -212,6 +226,7 @@ def resolve(cfg: TrainConfig, manifest: Manifest | None = None) -> Settings:
     return Settings(
         config=cfg, manifest=manifest, task=task, data=resolve_data(cfg, manifest, size),
         model=init.architecture if init else (cfg.model or task.backbone), input_size=size, init=init,
+        teacher=teacher,
         pretrained=cfg.pretrained and init is None,
         freeze_bn=cfg.freeze_bn if cfg.freeze_bn is not None else bool(init and init.freeze_bn),
         output=output, state_dir=state_dir)

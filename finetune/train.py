@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
-from . import distributed, runstate
-from .config import ConfigError, TrainConfig, save_config
+from . import distill, distributed, runstate
+from .config import TrainConfig, save_config
 from .data import load_task_data
 from .finish import finish_training
 from .loaders import eval_transform, make_loader, run_inference, train_transform
@@ -33,8 +33,6 @@ def main(cfg: TrainConfig) -> Path | None:
 def run(settings: Settings) -> Path | None:
     # 1. set-up
     cfg, task, size = settings.config, settings.task, settings.input_size
-    if cfg.teacher:  # recipes can name a teacher already; distilling from it is still to be written
-        raise ConfigError(f"--teacher {cfg.teacher}: distillation is not implemented yet")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rank, world, device = distributed.setup_distributed()
@@ -42,15 +40,16 @@ def run(settings: Settings) -> Path | None:
     resolved = settings.as_config()
     log = print if rank == 0 else (lambda *a, **k: None)
 
-    # 2. data (rank 0 crops and caches first, the others then read the cache)
+    # 2. data, and the teacher's outputs on it (rank 0 crops and caches first, the others then read the cache)
     if rank != 0:
         distributed.barrier()
     data = load_task_data(settings.data)
+    log(f"[data] {task.name}: " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
+        + f"; skipped {data.skipped}; labels {data.labels}")
+    guide = distill.teacher_outputs(settings, data, device) if settings.teacher else None
     if rank == 0:
         distributed.barrier()
     regression = settings.regression
-    log(f"[data] {task.name}: " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
-        + f"; skipped {data.skipped}; labels {data.labels}")
 
     # 3. model
     net = create_net(settings, 1 if regression else len(data.labels))
@@ -60,9 +59,15 @@ def run(settings: Settings) -> Path | None:
     params = sum(p.numel() for p in net.parameters()) / 1e6
     log(f"[model] {settings.model} {params:.2f}M params, {size}px, {device}"
         + (f", from {settings.init.folder}" if settings.init else ""))
-    train_loader = make_loader(data.splits["train"], train_transform(net, cfg, size), cfg, regression, True, world)
+    flips = 0.0 if guide is not None else None  # when distilling, the loader flips (and picks the teacher's outputs)
+    train_loader = make_loader(data.splits["train"], train_transform(net, cfg, size, flips), cfg, regression, True,
+                               world, teacher=guide)
     val_loader = make_loader(data.splits["validation"], eval_transform(net, size), cfg, regression, False, world)
     criterion = loss_function(cfg, regression, data.splits["train"]["label"], len(data.labels), device)
+    if guide is not None:
+        criterion = distill.distillation_loss(criterion, cfg, regression)
+        log(f"[distil] from {settings.teacher.folder}: loss (1 - {cfg.distill_alpha}) * task + {cfg.distill_alpha} "
+            f"* teacher term" + ("" if regression else f", T={cfg.distill_temperature}"))
     mixup = make_mixup(cfg, regression, len(data.labels))
 
     # 4. optimiser (rebuilt when the seed study's step 2 unfreezes the backbone)
@@ -85,7 +90,7 @@ def run(settings: Settings) -> Path | None:
     state_dir.mkdir(parents=True, exist_ok=True)
     state_path = state_dir / runstate.STATE_FILE
     if cfg.resume and state_path.exists():
-        state = runstate.load_state(state_path, resolved, settings.start_digest, device)
+        state = runstate.load_state(state_path, resolved, settings.start_digest, device, settings.teacher_digest)
         start_epoch, best, best_epoch, step = state["epoch"] + 1, state["best"], state["best_epoch"], state["step"]
         if start_epoch >= cfg.freeze_epochs > 0:
             optimizer, scheduler = configure(start_epoch)
@@ -110,12 +115,13 @@ def run(settings: Settings) -> Path | None:
         started, seen, total = time.time(), 0, 0.0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0 or not cfg.progress,
                    leave=False)
-        for images, targets in bar:
+        for images, targets, *teacher in bar:  # the teacher's outputs on these faces, when distilling
             images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            teacher = [t.to(device, non_blocking=True) for t in teacher]
             if mixup is not None:
                 images, targets = mixup(images, targets)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = criterion(forward(images).float(), targets)
+                loss = criterion(forward(images).float(), targets, *teacher)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -141,7 +147,7 @@ def run(settings: Settings) -> Path | None:
             runstate.save_state(state_path, model=net.state_dict(), optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict(), epoch=epoch, best=best, best_epoch=best_epoch,
                                 step=step, rng=runstate.rng_state(), config=dataclasses.asdict(resolved),
-                                start=settings.start_digest)
+                                start=settings.start_digest, teacher=settings.teacher_digest)
         if epoch - best_epoch >= cfg.patience:
             log(f"[early stop] no gain for {cfg.patience} epochs")
             break

@@ -14,7 +14,8 @@ from PIL import Image
 from conftest import needs_shared_data
 
 FIELD_LABELS = ("cs", "econ", "german", "mechanical")   # the manifest's field task
-COLOURS = ((200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40), (120, 120, 120))
+COLOURS = ((200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40), (120, 120, 120), (200, 40, 200),
+           (40, 200, 200), (20, 20, 20))
 
 
 def _face(colour, rng, size: int = 40) -> Image.Image:

@@ -148,15 +148,6 @@ def test_an_interrupted_stage_is_resumed(tiny, monkeypatch, capsys):
     assert "[resume] from epoch 1" in out
 
 
-def test_a_teacher_stage_names_its_teacher_and_is_refused_for_now(tiny, tmp_path, capsys):
-    student = {"name": "student", "use": "tiny", "from": "scratch", "teacher": "first"}
-    first = {"name": "first", "use": "tiny", "from": "scratch"}
-    assert tiny([first, student], "--dry-run") == 0
-    assert f"--teacher {tmp_path / 'runs' / 'field' / 'first'}" in capsys.readouterr().out
-    assert tiny([first, student]) == 2
-    assert "distillation is not implemented yet" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("bad, says", [
     ([{"name": "a", "use": "tiny"}], "the first stage needs `from:`"),
     ([{"name": "a", "use": "huge", "from": "scratch"}], "no template 'huge'"),
