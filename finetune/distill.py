@@ -28,16 +28,18 @@ CACHE_VERSION = "v1"
 
 
 def _order(settings: Settings, data: TaskData) -> list[int]:
-    """The teacher's output columns in the student's class order (matched by name)."""
+    """The teacher's output columns in the student's class order (matched by name). A student without some
+    of the teacher's classes (--drop-classes) learns the teacher's probabilities among the classes it has."""
     teacher = settings.teacher
     if settings.regression:
         if teacher.num_classes != 1:
             raise ConfigError(f"--teacher {teacher.folder}: predicts {teacher.num_classes} classes; an age "
                               "student needs an age model as its teacher")
         return [0]
-    if sorted(teacher.labels) != sorted(data.labels):
-        raise ConfigError(f"--teacher {teacher.folder}: its classes {list(teacher.labels)} are not the data's "
-                          f"{list(data.labels)}; a teacher needs the same classes")
+    missing = [name for name in data.labels if name not in teacher.labels]
+    if missing:
+        raise ConfigError(f"--teacher {teacher.folder}: it has no class {', '.join(missing)} (its classes: "
+                          f"{', '.join(teacher.labels)}); a teacher needs every class of the data")
     return [teacher.labels.index(name) for name in data.labels]
 
 

@@ -65,6 +65,23 @@ def test_an_age_student_takes_the_teachers_years_as_a_second_target():
     assert float(distillation_loss(l1, cfg, regression=True)(out, years, teacher)) == pytest.approx(5.0)
 
 
+def test_the_teachers_classes_are_matched_by_name():
+    from types import SimpleNamespace
+
+    from finetune.config import ConfigError
+    from finetune.distill import _order
+    from finetune.settings import InitModel
+
+    teacher = InitModel("t", "test_vit", 3, 32, {}, False, None, "x", labels=("sad", "happy", "angry"))
+    settings = SimpleNamespace(teacher=teacher, regression=False)
+    assert _order(settings, SimpleNamespace(labels=["angry", "happy", "sad"])) == [2, 1, 0]
+    assert _order(settings, SimpleNamespace(labels=["angry", "sad"])) == [2, 0]  # a student that drops a class
+    with pytest.raises(ConfigError, match="it has no class neutral"):
+        _order(settings, SimpleNamespace(labels=["angry", "neutral"]))
+    with pytest.raises(ConfigError, match="an age student needs an age model"):
+        _order(SimpleNamespace(teacher=teacher, regression=True), SimpleNamespace(labels=["years"]))
+
+
 # --- recipes with a teacher ----------------------------------------------------------------------------
 
 def test_the_student_example_in_the_recipes_file_runs_as_written(tmp_path, capsys):
