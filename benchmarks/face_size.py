@@ -133,6 +133,23 @@ def box_offsets(predictor, photos: dict[str, Image.Image]) -> list[list[float]]:
     return offsets
 
 
+def refinement_cost(predictor, photo: Image.Image, runs: int = 20) -> tuple[float, float]:
+    """Median detection time (ms) on `photo` with the manifest's refine_steps, and with none."""
+    import time
+
+    from hub.faces import get_detector
+
+    plain = get_detector(dataclasses.replace(predictor.manifest.detector, refine_steps=0))
+    times = {predictor.detector: [], plain: []}
+    for run in range(runs + 3):  # alternated, so that a busy moment hits both; 3 warm-up rounds
+        for detector, measured in times.items():
+            start = time.perf_counter()
+            detector.detect(photo)
+            if run >= 3:
+                measured.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times[predictor.detector]), statistics.median(times[plain])
+
+
 def print_photo(name: str, rows: list[Row]) -> None:
     print(f"\n{name}")
     print("  face px | found px | age (interval)      | P(female) | mood     | low resolution")
@@ -168,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"detector.refine_steps = {manifest.detector.refine_steps}, low resolution below "
           f"{manifest.detector.low_resolution_below} px")
     results = {}
-    for name, photo in public_photos().items():
+    photos = public_photos()
+    if manifest.detector.refine_steps:
+        with_, without = refinement_cost(predictor, photos["astronaut"])
+        print(f"detection on the astronaut (512 px, one face), median of 20: {with_:.1f} ms with the box "
+              f"refinement, {without:.1f} ms without")
+    for name, photo in photos.items():
         results[name] = measure(predictor, photo)
         print_photo(name, results[name])
     if args.utkface:

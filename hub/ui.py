@@ -7,7 +7,6 @@ flag) and returning (the photo with numbered boxes, `Analysis.as_dict()`), so th
 from __future__ import annotations
 
 import base64
-import html
 import io
 import logging
 import os
@@ -23,6 +22,7 @@ from .models import ModelUnavailable
 from .predict import Predictor
 from .ui_video import video_tabs
 from .uploads import HOLD_SECONDS, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
+from .views import error_result, render_faces
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,6 @@ def load_fetched(body: bytes) -> Image.Image:
         raise
 
 
-def error_result(message: str) -> dict:
-    """The result JSON for a request with no answer; the page shows `error` in the result panel."""
-    return {"faces": [], "message": message, "error": message, "errors": {}, "whole_image": False}
-
-
 def make_endpoint(predictor: Predictor, tasks: list[str] | None, photos: Photos):
     """The tab's function: (photo, url, whole_image) -> (photo with boxes, result JSON). `tasks`
     None means every task with a model. A request that cannot be answered returns no photo and a
@@ -163,44 +158,6 @@ def check_upload(photos: Photos):
             return None, None, error_result(err.message)
         return payload, boxes, None if (shown or {}).get("error") else shown  # a refusal is over
     return check
-
-
-# --- per-face views, built from the endpoint's JSON --------------------------------------------
-
-def age_text(result: dict) -> str:
-    return (f"**{result['years']:.0f} years** (likely {result['low']:.0f}–{result['high']:.0f}), "
-            f"band {result['band']}")
-
-
-def face_widget(task: TaskConfig, face: dict, title: str) -> None:
-    result = face.get(task.name)
-    if result is None:
-        return
-    if not task.is_classification:
-        gr.Markdown(f"{title}: {age_text(result)}")
-        return
-    if result["uncertain"]:
-        title += f": uncertain (top class below {task.uncertain_below:.0%})"
-    gr.Label(value=result["probs"], label=title, num_top_classes=3, show_heading=not result["uncertain"])
-
-
-def render_faces(result: dict | None, tasks: list[TaskConfig]) -> None:
-    if not result:
-        return
-    if result.get("error"):
-        gr.HTML(f'<div class="hub-error" role="alert" style="border: 2px solid #d33; border-radius: 8px; '
-                f'padding: 12px 16px; font-size: 1.05em">{html.escape(result["error"])}</div>')
-        return
-    gr.Markdown(result["message"])
-    for face in result["faces"]:
-        title = f"Face {face['index']}" + (" (low resolution)" if face.get("low_resolution") else "")
-        if len(tasks) == 1:
-            face_widget(tasks[0], face, title)
-            continue
-        gr.Markdown(f"#### {title}")
-        with gr.Row():
-            for task in tasks:
-                face_widget(task, face, task.title)
 
 
 # --- layout -------------------------------------------------------------------------------------

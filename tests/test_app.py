@@ -174,7 +174,7 @@ def test_faces_render_as_labels_with_uncertain_titles(tiny_manifest):
 def test_an_error_result_renders_as_a_lasting_message(tiny_manifest):
     import gradio as gr
 
-    from hub.ui import error_result, render_faces
+    from hub.views import error_result, render_faces
 
     with gr.Blocks() as page:
         render_faces(error_result("This file is not an image we can read."), [tiny_manifest.task("age")])

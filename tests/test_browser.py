@@ -3,7 +3,7 @@
 Install: `pip install -e '.[browser]'` and `apt-get install -y chromium` (.ci/run does both);
 set HUB_CHROMIUM to use another chromium binary. Skipped with the reason when either is missing.
 Screenshots land in test-artifacts/. With HUB_UPDATE_DOCS=1, the app with the default models is
-also saved as docs/app.png, the screenshot in the README.
+also saved as docs/screenshot.png, the screenshot in the README.
 """
 import os
 import shutil
@@ -244,7 +244,7 @@ def default_app_url(tmp_path_factory):
 
 
 def test_screenshot_of_the_app_with_the_default_models(browser, default_app_url):
-    """The README's picture (docs/app.png with HUB_UPDATE_DOCS=1): three faces, numbered inside
+    """The README's picture (docs/screenshot.png with HUB_UPDATE_DOCS=1): three faces, numbered inside
     the photo (face 2 is small: low resolution), each with its answers."""
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.set_default_timeout(60_000)
@@ -256,8 +256,8 @@ def test_screenshot_of_the_app_with_the_default_models(browser, default_app_url)
         page.get_by_text("Face 3", exact=True).first.wait_for()
         page.wait_for_timeout(500)  # the labels' bars animate in
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=ARTIFACTS / "app.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / "screenshot.png", full_page=True)
         if os.environ.get("HUB_UPDATE_DOCS") == "1":
-            shutil.copyfile(ARTIFACTS / "app.png", ROOT / "docs" / "app.png")
+            shutil.copyfile(ARTIFACTS / "screenshot.png", ROOT / "docs" / "screenshot.png")
     finally:
         page.close()
