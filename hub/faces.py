@@ -145,7 +145,7 @@ def _load_image(source, opened: list[Image.Image]) -> Image.Image:
     except Image.DecompressionBombError:
         raise BadImage(f"This photo is too large to analyse (over {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} "
                        "megapixels); please send a smaller copy.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError):
         raise BadImage(NOT_AN_IMAGE) from None
     if min(rgb.size) < 1:
         raise BadImage("The image has no pixels.")
@@ -312,7 +312,7 @@ class FaceDetector:
             if border or image.width != image.height:
                 view = Image.new("RGB", (side, side), fill)
                 view.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-            views += [view, ImageOps.mirror(view)]
+            views += [view, view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
 
         def batch(size):
             return torch.from_numpy(np.stack([np.asarray(v.resize((size, size), Image.Resampling.BOX),
