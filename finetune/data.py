@@ -127,9 +127,10 @@ def choose_labels(found: list[str], task: TaskConfig, drop: list[str]) -> list[s
 # --- cropping (the app's own code), cached --------------------------------------------------
 
 def _crop_settings_key(fingerprint: str, size: int, margin: float, grayscale: bool, detect: bool,
-                       shift: float = 0.0) -> str:
+                       shift: float = 0.0, refine: int = 0) -> str:
     framing = [margin, shift] if shift else margin  # a zero shift keeps the keys of earlier caches
-    settings = json.dumps([fingerprint, size, framing, grayscale, detect, "v1"])
+    detected = [detect, "refine", refine] if detect and refine else detect  # refined boxes: other crops
+    settings = json.dumps([fingerprint, size, framing, grayscale, detected, "v1"])
     return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
@@ -151,7 +152,8 @@ def crop_dataset(ds: Dataset, size: int, crop: CropSpec, detect: bool, cache_dir
         return {"image": _png(crop.cut(image, largest_face(faces).box, size)), "readable": True, "face": True}
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _crop_settings_key(ds._fingerprint, size, crop.margin, crop.grayscale, detect, crop.shift)
+    key = _crop_settings_key(ds._fingerprint, size, crop.margin, crop.grayscale, detect, crop.shift,
+                             refine=detector.config.refine_steps if detector else 0)
     features = ds.features.copy()
     features.update({"image": ImageFeature(), "readable": Value("bool"), "face": Value("bool")})
     return ds.map(cut, features=features, cache_file_name=str(cache_dir / f"{split}-{key}.arrow"),

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+WHOLE_IMAGE_OPTION = "add --whole-image"  # how the no-face message names the option here
 
 
 def add_predict_parser(subparsers) -> argparse.ArgumentParser:
@@ -23,7 +24,7 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("source", type=Path,
                         help="a photo, a video, or a folder of photos and videos (searched recursively)")
     parser.add_argument("--task", dest="tasks", action="extend", nargs="+", metavar="T",
-                        help="only these tasks (default: every task in the manifest)")
+                        help="only these tasks (default: every task that has a model)")
     parser.add_argument("--json", action="store_true", help="print the app's JSON (one line per photo)")
     parser.add_argument("--frames", action="store_true",
                         help="videos: one record per frame instead of one per face followed")
@@ -39,9 +40,9 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def describe(result: dict) -> str:
-    """One line per face, e.g. `face 1 at (181, 62, 268, 172): gender female (83%), age 34 (30-40, 30-39)`."""
+    """One line per face, e.g. `face 1 at (181, 62, 268, 172): gender female (83%), age 34 (30-40, band 30-39)`."""
     lines = [result["message"]]
-    skip = {"index", "box", "score"}
+    skip = {"index", "box", "score", "low_resolution"}
     for face in result["faces"]:
         parts = []
         for task, value in face.items():
@@ -53,7 +54,8 @@ def describe(result: dict) -> str:
             else:
                 parts.append(f"{task} {value['label']} ({value['confidence']:.0%})")
         box = ", ".join(f"{v:.0f}" for v in face["box"])
-        lines.append(f"  face {face['index']} at ({box}): " + ", ".join(parts))
+        small = " (low resolution)" if face.get("low_resolution") else ""
+        lines.append(f"  face {face['index']} at ({box}){small}: " + ", ".join(parts))
     return "\n".join(lines)
 
 
@@ -69,6 +71,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from .config import ManifestError, load_manifest
     from .faces import BadImage
     from .cli_video import describe_record, video_records
+    from .models import ModelUnavailable
     from .predict import Predictor
     from .video import BadVideo, is_video
 
@@ -85,12 +88,18 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"error: {args.source} does not exist", file=sys.stderr)
         return 2
     predictor = Predictor(manifest)
+    for name in args.tasks or []:
+        try:
+            predictor.store.get(name)
+        except ModelUnavailable as err:  # asked for by name: say how to get it, once, and stop
+            print(f"error: {err.advice}", file=sys.stderr)
+            return 2
 
     def analyze(path: Path, single: bool = False) -> dict | list[dict]:
         if is_video(path):  # a list of records: one per face, or per frame
             return video_records(path, predictor, args.tasks, args.frames, show_progress=single)
         analysis = predictor.analyze(path, tasks=args.tasks, whole_image_if_no_face=args.whole_image)
-        return {"path": str(path), **analysis.as_dict()}
+        return {"path": str(path), **analysis.as_dict(WHOLE_IMAGE_OPTION)}
 
     def show(result: dict | list[dict], write) -> None:
         if isinstance(result, list):

@@ -76,6 +76,7 @@ class TaskConfig:
     crop_margin: float | None = None  # overrides detector.margin: match the framing of the training data
     crop_shift: float = 0.0           # crop centre moved down by this fraction of the face box (same reason)
     grayscale: bool = False           # serve crops in gray when the training data was gray (FER2013)
+    low_resolution_margin: float = 0.0  # regression: interval widened by this on each side for a small face
 
     @property
     def is_classification(self) -> bool:
@@ -95,6 +96,9 @@ class DetectorConfig:
     min_confidence: float = 0.9   # MTCNN face probability
     max_side: int = 1024          # photos are downscaled to this for detection only
     max_faces: int = 64
+    refine_steps: int = 2         # O-Net passes that re-centre each box (0: MTCNN's own boxes)
+    whole_image_min_score: float = 0.5  # whole-image mode answers only above this face score
+    low_resolution_below: int = 80      # face boxes narrower than this (photo pixels) read "low resolution"
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,7 @@ def _parse_task(name: str, raw: Any, licences: dict[str, DataLicence]) -> TaskCo
         crop_margin=_optional(raw, "crop_margin", where, float, None),
         crop_shift=_optional(raw, "crop_shift", where, float, 0.0),
         grayscale=_optional(raw, "grayscale", where, bool, False),
+        low_resolution_margin=_optional(raw, "low_resolution_margin", where, float, 0.0),
     )
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from .faces import Face
 from .models import AgePrediction, ClassPrediction, ModelUnavailable
-from .predict import Predictor, crops_for
+from .predict import Predictor, crops_for, no_model_message
 
 DETECT_EVERY = 3       # frames between detections while every face is tracked and nothing else moves
 WINDOW = 8             # class probabilities: mean of a face's last 8 answers
@@ -89,11 +89,11 @@ class FaceTracker:
         self.detect_every = max(1, detect_every)
         self.window, self.age_window = window, age_window
         self.models, self.errors = {}, {}
-        for name in tasks or list(predictor.manifest.tasks):
+        for name in tasks or predictor.available_tasks():  # as for photos: only what has a model
             try:
                 self.models[name] = predictor.store.get(name)
-            except ModelUnavailable as err:
-                self.errors[name] = str(err).split(" Tried:")[0]
+            except ModelUnavailable:
+                self.errors[name] = no_model_message(predictor.manifest.task(name))
         # the lost-track buffer counts 30 fps frames; with timestamps it is LOST_SECONDS at any rate.
         # Two detections confirm a face (one false MTCNN box gets no number).
         self._bytetrack = ByteTrackTracker(lost_track_buffer=round(LOST_SECONDS * 30), frame_rate=frame_rate,

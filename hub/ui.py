@@ -13,23 +13,29 @@ import os
 import threading
 
 import gradio as gr
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .config import PROJECT_ROOT, Manifest, TaskConfig, load_manifest
-from .faces import BadImage, Face, load_image
+from .draw import draw_faces
+from .faces import NOT_AN_IMAGE, BadImage, load_image
 from .models import ModelUnavailable
 from .predict import Predictor
 from .ui_video import video_tabs
 from .uploads import HOLD_SECONDS, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
+from .views import error_result, render_faces
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_SIZE = "10mb"
 CONCURRENCY = int(os.environ.get("HUB_CONCURRENCY", "2"))  # photos decoded or analysed at once; the rest wait
 FETCH_SLOTS = 4  # image URLs downloaded at once, outside those slots: a slow server holds no analysis
-DISPLAY_SIDE = 1024         # the annotated copy is downscaled to this; predictions use the full photo
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 API_ALL = "all"
+WHOLE_IMAGE_LABEL = "Classify the whole image if no face is found"
+WHOLE_IMAGE_OPTION = f"tick “{WHOLE_IMAGE_LABEL}”"  # how the no-face message names the checkbox
+# Where a task without a model can get one. (A "Train your own" tab, when there is one, is named here.)
+TRAIN_ONE = ("Whoever runs this app can train one from such a folder: the *Fine-tuning* section of the "
+             "project's README shows how, in one command.")
 PRIVACY = ("Uploaded photos are not stored: the upload file is deleted as soon as the photo has been "
            f"analysed (within {(UPLOAD_MAX_AGE + SWEEP_SECONDS) // 60 + 1} minutes if it never is), the photo "
            f"stays in the server's memory only while you use it ({HOLD_SECONDS // 60} minutes after its last "
@@ -56,31 +62,13 @@ def inline_image(**kwargs) -> gr.Image:
     return shown
 
 
-# --- drawing -----------------------------------------------------------------------------
-
-def draw_faces(image: Image.Image, faces: list[Face], max_side: int = DISPLAY_SIDE) -> Image.Image:
-    """A copy of the photo, at most `max_side`, with each face boxed and numbered."""
-    scale = min(1.0, max_side / max(image.size))
-    shown = image.copy() if scale == 1.0 else image.resize(
-        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR)
-    draw = ImageDraw.Draw(shown)
-    width = max(2, round(max(shown.size) / 250))
-    font = ImageFont.load_default(size=max(12, round(max(shown.size) / 30)))
-    for face in faces:
-        x1, y1, x2, y2 = (v * scale for v in face.box)
-        draw.rectangle((x1, y1, x2, y2), outline=(255, 214, 0), width=width)
-        tag = str(face.index)
-        left, top, right, bottom = draw.textbbox((x1, y1), tag, font=font)
-        pad = width
-        tag_y = max(0.0, y1 - (bottom - top) - 2 * pad)  # above the box, inside the photo if no room
-        draw.rectangle((x1, tag_y, x1 + right - left + 2 * pad, tag_y + bottom - top + 2 * pad), fill=(255, 214, 0))
-        draw.text((x1 + pad - (left - x1), tag_y + pad - (top - y1)), tag, fill=(0, 0, 0), font=font)
-    return shown
-
-
 # --- the endpoint functions -------------------------------------------------------------------
 
 _fetching = threading.BoundedSemaphore(FETCH_SLOTS)
+
+
+class CannotAnalyse(ValueError):
+    """A request the app cannot answer; the message, in plain words, is shown where the result goes."""
 
 
 def read_source(photo: str | None, url: str | None) -> str | bytes:
@@ -89,23 +77,36 @@ def read_source(photo: str | None, url: str | None) -> str | bytes:
         return photo
     url = (url or "").strip()
     if not url:
-        raise gr.Error("Upload a photo, or paste an image URL.", print_exception=False)
+        raise CannotAnalyse("Upload a photo, or paste an image URL, then press Analyze.")
     try:
         from .fetch import FetchRefused, fetch_image  # written separately; the app works without it
     except ImportError:
-        raise gr.Error("This build cannot fetch image URLs; please upload the photo.", print_exception=False) from None
+        raise CannotAnalyse("This build cannot fetch image URLs; please upload the photo.") from None
     if not _fetching.acquire(blocking=False):  # no queue: a waiting fetch would hold a request slot
-        raise gr.Error(f"{FETCH_SLOTS} image URLs are being fetched right now, the most at once. Please try "
-                       "again in a moment, or upload the photo.", print_exception=False)
+        raise CannotAnalyse(f"{FETCH_SLOTS} image URLs are being fetched right now, the most at once. Please "
+                            "try again in a moment, or upload the photo.")
     try:
         return fetch_image(url)
     except FetchRefused as err:
-        raise gr.Error(str(err), print_exception=False) from None
+        raise CannotAnalyse(f"Could not get an image from this URL: {err}.") from None
     finally:
         _fetching.release()
 
 
-def make_endpoint(predictor: Predictor, tasks: list[str], photos: Photos):
+def load_fetched(body: bytes) -> Image.Image:
+    try:
+        return load_image(body)
+    except BadImage as err:
+        if str(err) == NOT_AN_IMAGE:  # e.g. the address of a web page rather than of its picture
+            raise CannotAnalyse("This URL does not lead to an image we can read. Paste the address of "
+                                "the image itself (right-click the picture, then copy its address).") from None
+        raise
+
+
+def make_endpoint(predictor: Predictor, tasks: list[str] | None, photos: Photos):
+    """The tab's function: (photo, url, whole_image) -> (photo with boxes, result JSON). `tasks`
+    None means every task with a model. A request that cannot be answered returns no photo and a
+    result with `error`, so that the reason stays on the page where the answer would be."""
     try:
         from .spaces_runtime import gpu_decorator  # spaces.GPU on a ZeroGPU Space, else a no-op
     except ImportError:
@@ -115,52 +116,48 @@ def make_endpoint(predictor: Predictor, tasks: list[str], photos: Photos):
     @gpu_decorator
     def run(image: Image.Image, whole_image: bool) -> tuple[Image.Image, dict]:
         analysis = predictor.analyze(image, tasks=tasks, whole_image_if_no_face=bool(whole_image))
-        if not analysis.faces:
-            gr.Warning(analysis.message)
-        return draw_faces(analysis.image, analysis.faces), analysis.as_dict()
+        return draw_faces(analysis.image, analysis.faces), analysis.as_dict(WHOLE_IMAGE_OPTION)
 
-    def analyze(photo: str | None, url: str, whole_image: bool, request: gr.Request) -> tuple[Image.Image, dict]:
-        source = read_source(photo, url)  # a URL is fetched before taking a slot
-        with photos.slots:  # decoding and analysing: memory and CPU for CONCURRENCY photos at a time
-            try:
-                image = load_image(source) if isinstance(source, bytes) else photos.photo(source, request.session_hash)
-            except BadImage as err:
-                raise gr.Error(str(err), print_exception=False) from None
-            return run(image, whole_image)
+    def analyze(photo: str | None, url: str, whole_image: bool,
+                request: gr.Request) -> tuple[Image.Image | None, dict]:
+        try:
+            source = read_source(photo, url)  # a URL is fetched before taking a slot
+            with photos.slots:  # decoding and analysing: memory and CPU for CONCURRENCY photos at a time
+                image = load_fetched(source) if isinstance(source, bytes) else \
+                    photos.photo(source, request.session_hash)
+                return run(image, whole_image)
+        except (CannotAnalyse, BadImage) as err:
+            return None, error_result(str(err))
+        except gr.Error as err:  # hub.uploads: a photo that is not held any more, or not an image
+            return None, error_result(err.message)
+        except Exception:  # noqa: BLE001 - the user gets a sentence, the owner the traceback
+            log.exception("analysis failed")
+            return None, error_result("Something went wrong while analysing this photo. Please try again, "
+                                      "or try another photo.")
     return analyze
 
 
-# --- per-face views, built from the endpoint's JSON --------------------------------------------
+def check_upload(photos: Photos):
+    """On upload, before Analyze: the photo is decoded (and kept for Analyze, as hub.uploads does)
+    and a file that is not an image (say, text renamed .jpg) is refused at once, in the result
+    panel, and deleted.
 
-def age_text(result: dict) -> str:
-    return (f"**{result['years']:.0f} years** (likely {result['low']:.0f}–{result['high']:.0f}), "
-            f"band {result['band']}")
-
-
-def face_widget(task: TaskConfig, face: dict, title: str) -> None:
-    result = face.get(task.name)
-    if result is None:
-        return
-    if not task.is_classification:
-        gr.Markdown(f"{title}: {age_text(result)}")
-        return
-    if result["uncertain"]:
-        title += f": uncertain (top class below {task.uncertain_below:.0%})"
-    gr.Label(value=result["probs"], label=title, num_top_classes=3, show_heading=not result["uncertain"])
-
-
-def render_faces(result: dict | None, tasks: list[TaskConfig]) -> None:
-    if not result:
-        return
-    gr.Markdown(result["message"])
-    for face in result["faces"]:
-        if len(tasks) == 1:
-            face_widget(tasks[0], face, f"Face {face['index']}")
-            continue
-        gr.Markdown(f"#### Face {face['index']}")
-        with gr.Row():
-            for task in tasks:
-                face_widget(task, face, task.title)
+    Values go in and out unprocessed (the event has preprocess and postprocess off) and unchanged
+    ones are sent back as they came: an update such as gr.skip() would make Gradio rebuild the
+    component for the session from its constructor, without the wrappers of Photos.input and
+    inline_image (the annotated photo would then be written to the cache)."""
+    def check(payload: dict | None, boxes: dict | None, shown: dict | None, request: gr.Request):
+        path = photos.check(payload)  # an upload this server received, else gr.Error
+        if path is None:
+            return payload, boxes, shown
+        try:
+            with photos.slots:
+                photos.photo(path, request.session_hash, delete=False)
+        except gr.Error as err:
+            photos.forget_upload(path)
+            return None, None, error_result(err.message)
+        return payload, boxes, None if (shown or {}).get("error") else shown  # a refusal is over
+    return check
 
 
 # --- layout -------------------------------------------------------------------------------------
@@ -182,18 +179,40 @@ def model_problem(predictor: Predictor, name: str) -> str | None:
         predictor.store.get(name)
         return None
     except ModelUnavailable as err:
-        log.warning("%s", err)  # the full story (e.g. a refused pickle) for the Space's owner
+        log.warning("%s", err)  # the full story (how to train one, a refused pickle...) for the owner
         return err.advice
 
 
+def header_markdown(manifest: Manifest, ready: list[str]) -> str:
+    """The title, and what the app can answer now (tasks without a model are not promised)."""
+    space = manifest.space
+    names = [manifest.task(name).title.lower() for name in ready]
+    listed = " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+    what = (f"Finds every face in a photo and guesses, for each one, its {listed}." if names else
+            "Finds every face in a photo. (No attribute model is installed yet.)")
+    return f"# {space.emoji} {space.title}\n{what} Faces are numbered left to right."
+
+
+def no_model_markdown(task: TaskConfig) -> str:
+    """A task's tab while it has no model: what is missing, in plain words, said once."""
+    labels = ", ".join(task.labels)
+    if task.dataset.id:
+        source = f"It learns from labelled photos (the public collection {task.dataset.id})."
+    else:
+        source = ("No public collection of labelled photos exists for it, so it learns from photos you "
+                  f"supply: a folder with one subfolder per answer ({labels}), each holding photos of "
+                  "people with that label.")
+    return "\n\n".join([f"### This tab has no {task.title.lower()} model yet", source, TRAIN_ONE, task.caveat])
+
+
 def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], examples: list[str],
-                 photos: Photos) -> None:
+                 photos: Photos, task_names: list[str] | None) -> None:
     with gr.Row():
         with gr.Column():
             photo = photos.input(label="Photo", image_mode=None, sources=["upload", "webcam", "clipboard"])
             url = gr.Textbox(label="…or an image URL", placeholder="https://…", max_lines=1,
                              info="Used when no photo is uploaded.")
-            whole = gr.Checkbox(label="Classify the whole image if no face is found")
+            whole = gr.Checkbox(label=WHOLE_IMAGE_LABEL, info="For a photo that is already a close-up of one face.")
             button = gr.Button("Analyze", variant="primary")
             if examples:
                 gr.Examples(examples, inputs=[photo], api_visibility="private")
@@ -207,7 +226,9 @@ def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], e
             def _faces(value):
                 render_faces(value, tasks)
 
-    gr.on([button.click, url.submit], make_endpoint(predictor, [task.name for task in tasks], photos),
+    photo.upload(check_upload(photos), inputs=[photo, boxes, result], outputs=[photo, boxes, result],
+                 preprocess=False, postprocess=False, queue=False, api_visibility="private")
+    gr.on([button.click, url.submit], make_endpoint(predictor, task_names, photos),
           inputs=[photo, url, whole], outputs=[boxes, result], api_name=api_name,
           concurrency_id="analysis", concurrency_limit=CONCURRENCY + FETCH_SLOTS)
 
@@ -217,23 +238,21 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
     manifest = manifest or load_manifest()
     predictor = predictor or Predictor(manifest)
     problems = {name: model_problem(predictor, name) for name in manifest.tasks}
+    ready = [name for name in manifest.tasks if not problems[name]]
     examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
-    space = manifest.space
     photos = Photos(CONCURRENCY)  # first: it sets the upload folder the components below use
 
-    with gr.Blocks(title=space.title) as demo:
-        gr.Markdown(f"# {space.emoji} {space.title}\n{space.short_description} "
-                    "Faces are numbered left to right.")
+    with gr.Blocks(title=manifest.space.title) as demo:
+        gr.Markdown(header_markdown(manifest, ready))
         with gr.Tabs():
-            with gr.Tab("All attributes"):
-                missing = [problems[name] for name in manifest.tasks if problems[name]]
-                if missing:
-                    gr.Markdown("\n".join(f"- ⚠️ {text}" for text in missing))
-                analysis_tab(predictor, API_ALL, list(manifest.tasks.values()), examples, photos)
+            with gr.Tab("All attributes"):  # every task that has a model
+                analysis_tab(predictor, API_ALL, list(manifest.tasks.values()), examples, photos, None)
             for name, task in manifest.tasks.items():
                 with gr.Tab(task.title):
-                    gr.Markdown(f"⚠️ {problems[name]}" if problems[name] else task.caveat)
-                    analysis_tab(predictor, name, [task], examples, photos)
+                    gr.Markdown(no_model_markdown(task) if problems[name] else task.caveat)
+                    # without a model the tab shows only the note above; its API endpoint stays
+                    with gr.Column(visible=not problems[name]):
+                        analysis_tab(predictor, name, [task], examples, photos, [name])
             video_tabs(predictor, inline_image, photos)
         gr.Markdown(about_markdown(manifest))
         photos.attach(demo)

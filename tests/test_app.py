@@ -5,9 +5,10 @@ import socket
 import pytest
 from PIL import Image
 
+from hub.draw import draw_faces
 from hub.faces import Face
-from hub.predict import NO_FACE_MESSAGE
-from hub.ui import PRIVACY, about_markdown, build_demo, draw_faces, launch
+from hub.predict import NOT_A_FACE_MESSAGE, no_face_message
+from hub.ui import PRIVACY, WHOLE_IMAGE_OPTION, about_markdown, build_demo, launch
 
 ENDPOINTS = ["all", "gender", "age", "mood", "field"]
 
@@ -66,12 +67,13 @@ def test_endpoint_answers_for_one_face(client, photo_640, api):
     [face] = result["faces"]
     assert face["index"] == 1 and 200 < (face["box"][0] + face["box"][2]) / 2 < 450
     tasks = {"gender", "age", "mood"} if api == "all" else {api} - {"field"}
-    assert set(face) - {"index", "box", "score"} == tasks
-    if api in ("all", "field"):
-        assert "No model for 'field'" in result["errors"]["field"]
-        assert "No model for 'field'" in result["message"]
-    else:
-        assert result["errors"] == {}
+    assert set(face) - {"index", "box", "score", "low_resolution"} == tasks
+    if api == "field":  # asked for by name: one plain sentence, no command
+        assert result["errors"] == {"field": "There is no field of study model yet, so there is no "
+                                             "field of study answer."}
+        assert result["errors"]["field"] in result["message"]
+    else:  # the other tabs do not mention the missing model at all
+        assert result["errors"] == {} and "field" not in result["message"].lower()
     if "age" in tasks:
         assert face["age"]["low"] <= face["age"]["years"] <= face["age"]["high"] and face["age"]["band"]
     if "gender" in tasks:
@@ -79,29 +81,33 @@ def test_endpoint_answers_for_one_face(client, photo_640, api):
     assert image["url"]  # the annotated photo
 
 
-def test_no_face_then_whole_image(client, tmp_path):
-    path = tmp_path / "blank.png"
-    Image.new("RGB", (320, 240), (128, 128, 128)).save(path)
-    _, result = call(client, "gender", path)
-    assert result["faces"] == [] and result["message"] == NO_FACE_MESSAGE
-    _, result = call(client, "gender", path, whole_image=True)
-    assert result["whole_image"] and result["faces"][0]["box"] == [0, 0, 320, 240]
-    assert "gender" in result["faces"][0]
+def test_no_face_then_whole_image(client, astronaut, tmp_path):
+    blank, close_up = tmp_path / "blank.png", tmp_path / "close_up.png"
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(blank)
+    astronaut.crop((170, 55, 278, 180)).resize((26, 30)).save(close_up)  # too small for the detector
+    _, result = call(client, "gender", blank)
+    assert result["faces"] == [] and result["message"] == no_face_message(WHOLE_IMAGE_OPTION)
+    assert "tick “Classify the whole image if no face is found”" in result["message"]
+    _, result = call(client, "gender", blank, whole_image=True)  # gray is not a face: no answer
+    assert result["faces"] == [] and result["message"] == NOT_A_FACE_MESSAGE and not result["whole_image"]
+    _, result = call(client, "gender", close_up, whole_image=True)
+    assert result["whole_image"] and result["faces"][0]["box"] == [0, 0, 26, 30]
+    assert "gender" in result["faces"][0] and result["faces"][0]["low_resolution"]
 
 
 def test_bad_inputs_give_clear_errors_and_the_server_lives_on(client, photo_640, tmp_path):
-    from gradio_client.exceptions import AppError
-
+    """Each reason in plain words, in the result (the page shows it where the answer would be)."""
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a photo")
-    with pytest.raises(AppError, match="not an image we can read"):
-        call(client, "all", text)
-    with pytest.raises(AppError, match="Upload a photo"):
-        call(client, "mood")
-    with pytest.raises(AppError, match="loopback"):  # hub.fetch refuses the server's own network
-        call(client, "age", url="http://127.0.0.1:9/face.jpg")
+    image, result = call(client, "all", text)
+    assert image is None and result["error"] == "This file is not an image we can read."
+    image, result = call(client, "mood")
+    assert image is None and result["faces"] == [] and result["error"].startswith("Upload a photo")
+    _, result = call(client, "age", url="http://127.0.0.1:9/face.jpg")  # hub.fetch refuses loopback
+    assert result["error"].startswith("Could not get an image from this URL: ") and "loopback" in result["error"]
+    assert result["message"] == result["error"]
     _, result = call(client, "age", photo_640)
-    assert len(result["faces"]) == 1
+    assert len(result["faces"]) == 1 and "error" not in result
 
 
 def test_uploads_over_the_size_limit_are_refused(client):
@@ -118,8 +124,23 @@ def test_page_shows_caveats_privacy_and_missing_models(demo, tiny_manifest):
     assert PRIVACY in page and "Uploaded photos are not stored" in PRIVACY
     for task in tiny_manifest.tasks.values():
         assert task.caveat in page
-    assert "No model for 'field' yet" in page and "python -m finetune --task field" in page
     assert about_markdown(tiny_manifest) in page
+
+
+def test_missing_field_model_is_explained_once_in_plain_words(demo):
+    """Issue 15, point 2: the header promises what the app can answer; the field tab alone says
+    what is missing, without commands; its photo controls are hidden while there is no model."""
+    texts = [str(block.value) for block in demo.blocks.values() if block.get_block_name() == "markdown"]
+    page = "\n".join(texts)
+    header = texts[0]
+    assert "guesses, for each one, its age, gender and mood." in header and "field" not in header.lower()
+    notes = [text for text in texts if "no field of study model yet" in text]
+    assert len(notes) == 1 and "one subfolder per answer (cs, econ, german, mechanical)" in notes[0]
+    for command_word in ("python", "finetune", "--", "spaces.yaml", "hf-hub", "`"):
+        assert command_word not in page, command_word
+    hidden = [block for block in demo.blocks.values() if block.get_block_name() == "column"
+              and block.visible is False]
+    assert len(hidden) == 1  # the field tab's controls
 
 
 def test_boxes_are_drawn_and_big_photos_shrunk():
@@ -148,3 +169,14 @@ def test_faces_render_as_labels_with_uncertain_titles(tiny_manifest):
     assert [label.label for label in labels] == ["Gender", "Gender: uncertain (top class below 65%)"]
     assert labels[0].show_heading and not labels[1].show_heading
     assert "**34 years** (likely 30–40), band 30-39" in texts and "#### Face 2" in texts
+
+
+def test_an_error_result_renders_as_a_lasting_message(tiny_manifest):
+    import gradio as gr
+
+    from hub.views import error_result, render_faces
+
+    with gr.Blocks() as page:
+        render_faces(error_result("This file is not an image we can read."), [tiny_manifest.task("age")])
+    [alert] = [b for b in page.blocks.values() if isinstance(b, gr.HTML)]
+    assert 'role="alert"' in alert.value and "This file is not an image we can read." in alert.value
