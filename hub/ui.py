@@ -20,11 +20,10 @@ from .faces import BadImage, Face, load_image
 from .models import ModelUnavailable
 from .predict import Predictor
 from .ui_video import video_tabs
-from .uploads import HOLD_SECONDS, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
+from .uploads import HOLD_SECONDS, PHOTO_MAX_MB, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_SIZE = "10mb"
 CONCURRENCY = int(os.environ.get("HUB_CONCURRENCY", "2"))  # photos decoded or analysed at once; the rest wait
 FETCH_SLOTS = 4  # image URLs downloaded at once, outside those slots: a slow server holds no analysis
 DISPLAY_SIDE = 1024         # the annotated copy is downscaled to this; predictions use the full photo
@@ -214,9 +213,13 @@ def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], e
 
 def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = None) -> gr.Blocks:
     """The whole app; models are loaded here so that a missing one is reported on its tab."""
+    from .ui_train import enable_session_models, training_problem, train_your_own_tab
+
     manifest = manifest or load_manifest()
     predictor = predictor or Predictor(manifest)
     problems = {name: model_problem(predictor, name) for name in manifest.tasks}
+    sessions = enable_session_models(predictor, manifest)  # a model trained in a session answers in its tabs
+    trainable = manifest.train_your_own.task if training_problem(manifest) is None else None
     examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
     space = manifest.space
     photos = Photos(CONCURRENCY)  # first: it sets the upload folder the components below use
@@ -232,9 +235,14 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
                 analysis_tab(predictor, API_ALL, list(manifest.tasks.values()), examples, photos)
             for name, task in manifest.tasks.items():
                 with gr.Tab(task.title):
+                    if name == trainable and problems[name]:
+                        problems[name] = (f"No model ships for {task.title.lower()}: train your own in the "
+                                          "*Train your own* tab, and it answers here for your session.")
                     gr.Markdown(f"⚠️ {problems[name]}" if problems[name] else task.caveat)
                     analysis_tab(predictor, name, [task], examples, photos)
             video_tabs(predictor, inline_image, photos)
+            with gr.Tab("Train your own"):
+                train_your_own_tab(demo, sessions, manifest)
         gr.Markdown(about_markdown(manifest))
         photos.attach(demo)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
@@ -242,8 +250,9 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
 
 
 def launch(demo: gr.Blocks, **kwargs):
-    """Launch with the app's limits; host and port come from GRADIO_SERVER_NAME/PORT."""
-    kwargs.setdefault("max_file_size", MAX_FILE_SIZE)
+    """Launch with the app's limits; host and port come from GRADIO_SERVER_NAME/PORT. Zips for the
+    "Train your own" tab may be larger than photos (hub.uploads refuses photos over PHOTO_MAX_MB)."""
+    kwargs.setdefault("max_file_size", f"{max(PHOTO_MAX_MB, getattr(demo, 'upload_limit_mb', 0))}mb")
     if not kwargs.get("prevent_thread_lock"):
         stop_on_sigterm()  # so that the upload folder is deleted when a Space or systemd stops the app
     return demo.launch(**kwargs)

@@ -56,7 +56,7 @@ def call(client, api: str, photo=None, url: str = "", whole_image: bool = False)
 
 def test_every_tab_is_a_named_endpoint(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(endpoints) == sorted(f"/{name}" for name in [*ENDPOINTS, "video", "live"])
+    assert sorted(endpoints) == sorted(f"/{name}" for name in [*ENDPOINTS, "video", "live", "train"])
 
 
 @pytest.mark.parametrize("api", ENDPOINTS)
@@ -104,12 +104,20 @@ def test_bad_inputs_give_clear_errors_and_the_server_lives_on(client, photo_640,
     assert len(result["faces"]) == 1
 
 
-def test_uploads_over_the_size_limit_are_refused(client):
+def test_uploads_over_the_size_limit_are_refused(client, tiny_manifest, tmp_path):
+    """The upload route takes zips up to train_your_own.max_zip_mb (12 MB in the tiny manifest); photos
+    over 10 MB are refused by the photo endpoints, and deleted."""
     import httpx
+    from gradio_client.exceptions import AppError
 
+    assert tiny_manifest.train_your_own.max_zip_mb == 12
     response = httpx.post(f"{client.src.rstrip('/')}/gradio_api/upload",
-                          files={"files": ("big.jpg", b"\xff" * 10_500_000, "image/jpeg")})
+                          files={"files": ("big.zip", b"\xff" * 13_000_000, "application/zip")})
     assert response.status_code == 413, response.text
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * 10_500_000)
+    with pytest.raises(AppError, match="larger than 10 MB"):
+        call(client, "gender", big)
 
 
 def test_page_shows_caveats_privacy_and_missing_models(demo, tiny_manifest):
