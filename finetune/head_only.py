@@ -242,10 +242,11 @@ class SharedBackboneNet(torch.nn.Module):
 
 
 def save_model(settings: HeadSettings, head: Head, labels: list[str], output: Path, extra: dict) -> Path:
-    """config.json + model.safetensors: backbone weights as float16 (as shipped), the head as float32."""
+    """config.json + model.safetensors: the backbone's weights stored as the backbone stores them (float16
+    as shipped), the head as float32, so the file loads to exactly the model that was measured."""
     from safetensors.torch import load_file, save_file
 
-    from hub.models import WEIGHTS_FILE, save_checkpoint
+    from hub.models import WEIGHTS_FILE, fetch_location, save_checkpoint
 
     net = classifier_model(settings, head, labels)
     source = load_backbone(settings.backbone).source_config
@@ -253,10 +254,8 @@ def save_model(settings: HeadSettings, head: Head, labels: list[str], output: Pa
     save_checkpoint(net, output, labels=labels, input_size=settings.input_size,
                     extra={**inherited, "temperature": round(head.temperature, 4),
                            "test_time_flip": settings.flip, "head_only": True, **extra})
+    stored = {name: t.dtype for name, t in load_file(fetch_location(settings.backbone) / WEIGHTS_FILE).items()}
     path = Path(output) / WEIGHTS_FILE
-    classifier = {f"{name}.{part}" for name in [net.pretrained_cfg.get("classifier", "classifier")]
-                  for part in ("weight", "bias")}
-    weights = {name: t.to(torch.float16) if t.is_floating_point() and name not in classifier else t
-               for name, t in load_file(path).items()}
+    weights = {name: t.to(stored[name]) if name in stored else t for name, t in load_file(path).items()}
     save_file(weights, path, metadata={"format": "pt"})
     return Path(output)

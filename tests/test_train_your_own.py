@@ -184,11 +184,11 @@ def faces_zip(astronaut, tmp_path_factory) -> Path:
     return make_zip(tmp_path_factory.mktemp("zips") / "faces.zip", files)
 
 
-def test_train_in_the_app_then_predict_and_download(app, faces_zip, astronaut, tmp_path, monkeypatch):
+def test_train_in_the_app_then_predict_and_download(app, faces_zip, astronaut, tmp_path, monkeypatch, capsys):
     import httpx
     from gradio_client import handle_file
 
-    from hub.cli import main as hub_main
+    from hub.__main__ import main as hub_main
 
     url, cache, Client = app
     before = {p for p in cache.rglob("*") if p.is_file()}
@@ -200,9 +200,10 @@ def test_train_in_the_app_then_predict_and_download(app, faces_zip, astronaut, t
     for text in ("Test accuracy", "always answering", "Validation accuracy", "No face found in 2 photo(s)",
                  "not what a face reveals", "data:image/png;base64,", "most confident mistakes"):
         assert text in report, text
-    # the upload and its photos are gone; only the download (Gradio's copy) is new in the cache
+    # the upload and its photos are gone; the download (Gradio's copy) is the one new zip in the cache
     new = {p for p in cache.rglob("*") if p.is_file()} - before
-    assert [p.suffix for p in new] == [".zip"] and not any(p.name == "faces.zip" for p in new)
+    assert [p.name for p in new if p.suffix == ".zip"] == ["my-face-model.zip"]
+    assert not any(p.read_bytes() == faces_zip.read_bytes() or p.suffix == ".jpg" for p in new), new
 
     photo = tmp_path / "astronaut.jpg"
     astronaut.save(photo)
@@ -215,7 +216,9 @@ def test_train_in_the_app_then_predict_and_download(app, faces_zip, astronaut, t
     assert "field" in theirs["errors"]
 
     archive = tmp_path / "model.zip"
-    archive.write_bytes(httpx.get(download["url"]).content)
+    download = download.get("value", download)  # the button's update: its file, and visible
+    archive.write_bytes(httpx.get(download.get("url") or f"{url.rstrip('/')}/gradio_api/file={download['path']}")
+                        .raise_for_status().content)
     with zipfile.ZipFile(archive) as opened:
         opened.extractall(tmp_path / "unzipped")
     folder = tmp_path / "unzipped" / "my-face-model"
@@ -225,7 +228,10 @@ def test_train_in_the_app_then_predict_and_download(app, faces_zip, astronaut, t
     config = json.loads((folder / "config.json").read_text())
     assert config["label_names"] == ["blue", "red"] and config["head_only"] and config["temperature"] > 0
     monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
     assert hub_main(["predict", str(photo), "--manifest", str(tmp_path / "unzipped" / "spaces.yaml"), "--json"]) == 0
+    served = json.loads(capsys.readouterr().out)["faces"][0]["field"]
+    assert served["probs"] == pytest.approx(answer["faces"][0]["field"]["probs"], abs=1e-3)  # same model
 
 
 def test_bad_upload_busy_server_and_no_input(app, tmp_path, small_photo):
@@ -344,3 +350,23 @@ def test_cli_head_only_caches_features_and_loads_in_the_app(tiny_manifest_path, 
     assert model.input_size == 32 and model.flip and model.labels == ["cs", "econ", "german"]
     card = (out / "README.md").read_text()
     assert "Head only: the face backbone" in card and "logistic" in card
+
+
+def test_a_space_that_may_train_gets_finetune_and_the_backbone(tiny_manifest_path, tmp_path):
+    import yaml
+
+    from hub import deploy
+    from hub.config import read_manifest
+
+    raw = yaml.safe_load(tiny_manifest_path.read_text())
+    raw["train_your_own"]["enabled_on_spaces"] = True
+    manifest_path = tiny_manifest_path.parent / "spaces-training.yaml"
+    manifest_path.write_text(yaml.safe_dump(raw))
+    build = deploy.build_space("someone/face-hub", tmp_path / "space", manifest_path=manifest_path)
+    out = build.folder
+    assert (out / "finetune" / "head_only.py").is_file() and (out / "finetune" / "data.py").is_file()
+    assert (out / "models" / "face-backbone" / "model.safetensors").is_file()
+    requirements = (out / "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements and "datasets==" in requirements
+    space = read_manifest(out / "spaces.yaml")
+    assert space.train_your_own.enabled_on_spaces and "field" in space.tasks  # kept: its users train it
