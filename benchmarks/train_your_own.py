@@ -119,20 +119,19 @@ def gender_quality(manifest, ds, train_rows: int = 300) -> dict:
 
     from finetune.config import TrainConfig
     from finetune.data import load_task_data
-    from finetune.head_only import HeadSettings, torch_threads
-    from finetune.head_train import train_head
+    from finetune.head_only import torch_threads
+    from finetune.head_train import head_settings, resolve_head_only, train_head
     from hub.models import AttributeModel
 
     own, task = manifest.train_your_own, manifest.task("gender")
-    settings = HeadSettings(backbone=manifest.resolve(own.backbone), input_size=own.input_size,
-                            flip=own.test_time_flip)
     work = Path(tempfile.mkdtemp(prefix="hub-bench-gender-"))
     try:
+        cfg = TrainConfig(task="gender", data=str(UTKFACE), output=str(work / "model"), cache_dir=str(work / "crops"),
+                          threads=own.threads)
+        settings = resolve_head_only(cfg, manifest)
         with torch_threads(own.threads):
-            data = load_task_data(task, DatasetDict(train=ds.select(range(train_rows))), size=own.input_size,
-                                  cache_dir=work / "crops")
-            result = train_head(task, data, settings, work / "model",
-                                TrainConfig(task="gender", data=str(UTKFACE), head_only=True))
+            data = load_task_data(settings.data, raw=DatasetDict(train=ds.select(range(train_rows))))
+            result = train_head(settings, data, head_settings(settings))
             model = AttributeModel.load(task, str(work / "model"))
             others = accuracy_on(model, ds, [(row, None) for row in range(train_rows, train_rows + OTHERS)],
                                  "gender")

@@ -37,7 +37,7 @@ class HeadSettings:
     flip: bool = True      # features averaged with the mirrored face's (the served model does the same)
     seed: int = 0
     threads: int | None = None
-    max_seconds: float | None = None
+    digest: str = ""       # of the backbone's weights (finetune.settings.digest): part of the feature cache key
 
 
 @dataclass
@@ -124,22 +124,12 @@ def embed(net, images, size: int, flip: bool, progress: Progress | None = None,
     return np.concatenate(parts) if parts else np.zeros((0, net.num_features), np.float32)
 
 
-def _weights_digest(location: str) -> str:
-    from hub.models import WEIGHTS_FILE, fetch_location
-
-    digest = hashlib.sha256()
-    with open(fetch_location(location) / WEIGHTS_FILE, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def split_features(split, settings: HeadSettings, name: str, cache_dir: Path | None = None,
                    progress: Progress | None = None, deadline: Deadline | None = None) -> np.ndarray:
     """Features of a cropped split; cached in `cache_dir` by data, backbone, size and flip (the CLI)."""
     path = None
     if cache_dir is not None:
-        key = json.dumps([split._fingerprint, _weights_digest(settings.backbone), settings.input_size,
+        key = json.dumps([split._fingerprint, settings.digest, settings.input_size,
                           settings.flip, "v1"])
         path = Path(cache_dir) / "features" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
         if path.is_file():
@@ -160,7 +150,7 @@ def fit_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y:
     on the validation split; returned as one Linear layer on the raw features."""
     from sklearn.linear_model import LogisticRegression
 
-    from .evaluate import fit_temperature, nll
+    from .calibration import fit_temperature, nll
 
     mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
     scaled_train, scaled_val = (train_x - mean) / std, (val_x - mean) / std

@@ -1,5 +1,5 @@
 """What a user trains on in the "Train your own" tab: a zip of labelled photos, checked and unpacked
-safely, or a Hub dataset; both become the `datasets.DatasetDict` that finetune reads.
+safely (finetune.user_data turns it into the DatasetDict that finetune reads).
 
 Zip layouts: `train/<label>/*.jpg` (optionally `validation/`, `test/`), `<label>/*.jpg`, or the seed
 study's `index.csv` (`id,category`) beside `<id>.jpg`; one enclosing folder is fine. Refused, each with
@@ -30,7 +30,6 @@ MIN_PER_LABEL = 10   # enough for a stratified 70/20/10 split to give every labe
 MAX_LABELS = 50
 MAX_RATIO = 50       # photos barely compress: a member inflating more than this is a zip bomb
 UNPACKED_FACTOR = 2  # unpacked photos may total this many times the zip limit
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 LAYOUTS = ("Put the photos in one folder per label (`train/<label>/photo.jpg`, or `<label>/photo.jpg`), "
            "or beside an `index.csv` with the columns `id,category` (`<id>.jpg`).")
 
@@ -231,41 +230,3 @@ def _check_photo(photo: Photo) -> None:
         kind = None
     if kind not in IMAGE_FORMATS:
         raise UploadRefused(f"{photo.name} is not a photo (its content is not JPEG, PNG, WebP or BMP).")
-
-
-# --- to finetune's form ----------------------------------------------------------------------------
-
-def as_dataset(upload: Upload):
-    """The photos as an in-memory DatasetDict (image paths, label names) per split: nothing is written to
-    the datasets cache, so nothing about the upload outlives its folder."""
-    from datasets import Dataset, DatasetDict, Features, Image as ImageFeature, Value
-
-    features = Features({"image": ImageFeature(decode=False), "label": Value("string")})
-    splits = {}
-    for split in ("train", "validation", "test"):
-        rows = [p for p in upload.photos if (p.split or "train") == split]
-        if rows:
-            splits[split] = Dataset.from_dict({"image": [{"path": str(p.path), "bytes": None} for p in rows],
-                                               "label": [p.label for p in rows]}, features=features)
-    return DatasetDict(splits)
-
-
-def hub_dataset(dataset_id: str, max_images: int, seed: int = 0):
-    """A Hub dataset by id (never a local path), at most `max_images` rows in all, shuffled first."""
-    dataset_id = (dataset_id or "").strip()
-    if not HUB_ID.match(dataset_id) or Path(dataset_id).exists():
-        raise UploadRefused(f"'{dataset_id}' is not a Hub dataset id (it looks like owner/name).")
-    from datasets import DatasetDict, load_dataset
-
-    try:
-        loaded = load_dataset(dataset_id)
-    except Exception as err:  # noqa: BLE001 - offline, missing, gated, malformed: one plain message
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower()
-        raise UploadRefused(f"Could not load the Hub dataset '{dataset_id}': " + (
-            "this server cannot reach the Hugging Face Hub." if offline else
-            "check the name, and that it is public.")) from None
-    total = sum(len(part) for part in loaded.values())
-    if total <= max_images:
-        return loaded
-    return DatasetDict({name: part.shuffle(seed=seed).select(range(max(1, max_images * len(part) // total)))
-                        for name, part in loaded.items()})

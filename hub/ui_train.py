@@ -9,6 +9,7 @@ the crops once the report is drawn; the session keeps only the head, the report 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import os
 import re
@@ -23,10 +24,12 @@ import gradio as gr
 from .config import Manifest
 from .models import AttributeModel, fetch_location, read_model_config
 from .session_models import SessionModel, SessionModels
-from .train_data import UploadRefused, as_dataset, hub_dataset, unpack
+from .train_data import UploadRefused, unpack
 from .train_outputs import MODEL_NAME, download_zip, report_html, summary
 
 log = logging.getLogger(__name__)
+TRAIN_MODULES = ("finetune", "datasets", "sklearn", "scipy", "matplotlib")  # the `train` extra, and finetune/
+GONE = "This zip is not available any more: zips wait 15 minutes for Train. Please upload it again."
 
 _training = threading.Lock()  # one training at a time per server
 
@@ -40,10 +43,7 @@ def training_problem(manifest: Manifest, environ=os.environ) -> str | None:
                 "where it is on.")
     if own.task not in manifest.tasks:
         return f"spaces.yaml train_your_own.task names '{own.task}', which is not a task of this app."
-    try:
-        import datasets, matplotlib, sklearn  # noqa: F401,E401 - the training extra
-        import finetune.head_train  # noqa: F401
-    except ImportError:
+    if not all(importlib.util.find_spec(name) for name in TRAIN_MODULES):
         return "This installation cannot train: install the training packages (`pip install -e '.[train]'`)."
     try:
         read_model_config(fetch_location(manifest.resolve(own.backbone)))
@@ -61,22 +61,26 @@ def enable_session_models(predictor, manifest: Manifest) -> SessionModels:
 
 # --- the pieces of one training --------------------------------------------------------------------
 
-def _uploaded_zip(path: str | None, component: gr.File) -> str | None:
-    """The upload's path when it lies in this app's upload folder; a path from anywhere else is refused."""
+def _uploaded_zip(path, demo: gr.Blocks) -> str | None:
+    """The path of a zip this server received into its own upload folder (as hub.uploads checks photos);
+    any other path, however it is spelt, gets one message that says nothing about the server's files."""
     if not path:
         return None
-    real, cache = os.path.realpath(path), os.path.realpath(component.GRADIO_CACHE)
-    if not real.startswith(cache + os.sep):
-        raise gr.Error("Upload the zip with the upload button.", print_exception=False)
+    path = path.get("path") if isinstance(path, dict) else path
+    real = os.path.realpath(path) if isinstance(path, str) and "\0" not in path else ""
+    folder = str(getattr(getattr(demo, "photos", None), "folder", ""))
+    if not (folder and real.startswith(folder + os.sep) and real in getattr(demo, "upload_file_set", ())):
+        raise gr.Error(GONE, print_exception=False)
     return real
 
 
-def _forget(path: str | None) -> None:
+def _forget(path: str | None, demo: gr.Blocks | None = None) -> None:
     if path:
         with suppress(FileNotFoundError):
             os.remove(path)
         with suppress(OSError):
             os.rmdir(os.path.dirname(path))
+        getattr(demo, "upload_file_set", set()).discard(path)
 
 
 def _served_model(manifest: Manifest, result, settings, folder: Path) -> AttributeModel:
@@ -106,20 +110,23 @@ def _plain(err: Exception) -> str:
 
 
 def train(sessions: SessionModels, manifest: Manifest, session: str, zip_path: str | None, dataset_id: str,
-          already_cropped: bool, work: Path, progress) -> tuple[str, dict, str]:
-    """One training for one session: (report HTML, summary, path of the download zip)."""
-    from finetune.config import TrainConfig
-    from finetune.data import DataError, load_task_data
-    from finetune.head_only import Deadline, HeadSettings, TrainingStopped, torch_threads
-    from finetune.head_train import train_head
+          already_cropped: bool, work: Path, progress, uploads=None) -> tuple[str, dict, str]:
+    """One training for one session: (report HTML, summary, path of the download zip). The session's folder
+    (model and download) is made in the app's upload folder (`uploads`: hub.uploads.Photos), kept from its sweep,
+    so that Gradio serves the download as it is for as long as the session lasts."""
+    from finetune.config import ConfigError, TrainConfig
+    from finetune.data import load_task_data
+    from finetune.errors import DataError
+    from finetune.head_only import Deadline, TrainingStopped, torch_threads
+    from finetune.head_train import head_settings, resolve_head_only, train_head
+    from finetune.user_data import as_dataset, hub_dataset
 
     own = manifest.train_your_own
-    task = manifest.task(own.task)
     started, deadline = time.perf_counter(), Deadline(own.max_seconds)
-    photos, notes, source = work / "photos", [], dataset_id.strip()
-    settings = HeadSettings(backbone=manifest.resolve(own.backbone), input_size=own.input_size,
-                            flip=own.test_time_flip, threads=own.threads, max_seconds=own.max_seconds)
-    folder = Path(tempfile.mkdtemp(prefix="hub-trained-"))  # the session's: model folder and download
+    photos, notes, source = work / "photos", [], (dataset_id or "").strip()
+    folder = Path(tempfile.mkdtemp(prefix="trained-", dir=getattr(uploads, "folder", None)))
+    if uploads is not None:
+        uploads.keep(folder)
     try:
         progress(0.0, desc="checking the photos")
         if zip_path:
@@ -127,26 +134,28 @@ def train(sessions: SessionModels, manifest: Manifest, session: str, zip_path: s
             _forget(zip_path)  # unpacked: the upload itself goes now
             raw, notes, source = as_dataset(upload), upload.notes, "uploaded zip"
         else:
-            raw = hub_dataset(dataset_id, own.max_images)
+            raw = hub_dataset(source, own.max_images)
+        cfg = TrainConfig(task=own.task, data=source, output=str(folder / MODEL_NAME), seed=0,
+                          detect_faces=not already_cropped, test_flip=own.test_time_flip, threads=own.threads,
+                          cache_dir=str(work / "crops"))
+        settings = resolve_head_only(cfg, manifest)
+        shown = dataclasses.replace(settings, output=Path(MODEL_NAME), state_dir=Path(".train") / MODEL_NAME,
+                                    config=dataclasses.replace(settings.config, cache_dir=".cache/finetune",
+                                                               init_from=own.backbone))
         with torch_threads(own.threads):
             progress(0.05, desc="finding and cropping the faces")
-            data = load_task_data(task, raw, size=own.input_size, detect=not already_cropped,
-                                  margin=manifest.detector.margin, seed=0, cache_dir=work / "crops",
-                                  before_row=deadline.check)
+            data = load_task_data(settings.data, raw=raw, before_row=deadline.check)
             shutil.rmtree(photos, ignore_errors=True)  # cropped: the photos go now, the crops after the report
-            cfg = TrainConfig(task=task.name, data=source, model=settings.backbone, init_from=settings.backbone,
-                              input_size=own.input_size, head_only=True, epochs=0, detect_faces=not already_cropped,
-                              output=MODEL_NAME, test_flip=own.test_time_flip)
-            result = train_head(task, data, settings, folder / "model", cfg, deadline=deadline, source=source,
-                                started=started, progress=lambda f, what: progress(0.5 + 0.45 * f, desc=what))
+            result = train_head(settings, data, head_settings(settings), deadline=deadline, started=started,
+                                shown=shown, progress=lambda f, what: progress(0.5 + 0.45 * f, desc=what))
         progress(0.97, desc="writing the report")
         no_face = _no_face_names(data.no_face, photos)
-        report = report_html(result.metrics, folder / "model", no_face, notes, task.title)
-        download = download_zip(manifest, folder / "model", result.labels, folder / f"{MODEL_NAME}.zip")
-        model = _served_model(manifest, result, settings, folder / "model")
+        report = report_html(result.metrics, settings.output, no_face, notes, manifest.task(own.task).title)
+        download = download_zip(manifest, settings.output, result.labels, folder / f"{MODEL_NAME}.zip")
+        model = _served_model(manifest, result, head_settings(settings), settings.output)
     except BaseException as err:
         shutil.rmtree(folder, ignore_errors=True)
-        if isinstance(err, (DataError, TrainingStopped)):
+        if isinstance(err, (DataError, TrainingStopped, ConfigError)):
             raise UploadRefused(_plain(err)) from None
         raise
     finally:  # whatever happened: no photo and no crop stays on disk
@@ -156,10 +165,10 @@ def train(sessions: SessionModels, manifest: Manifest, session: str, zip_path: s
     return report, summary(result.metrics, no_face), str(download)
 
 
-def make_train_endpoint(sessions: SessionModels, manifest: Manifest, upload: gr.File):
+def make_train_endpoint(sessions: SessionModels, manifest: Manifest, demo: gr.Blocks):
     def train_your_own(zip_file: str | None, dataset_id: str, already_cropped: bool,
                        request: gr.Request, progress=gr.Progress()):
-        zip_path = _uploaded_zip(zip_file, upload)
+        zip_path = _uploaded_zip(zip_file, demo)
         try:
             if not zip_path and not (dataset_id or "").strip():
                 raise UploadRefused("Upload a zip of labelled photos, or name a Hub dataset.")
@@ -169,7 +178,8 @@ def make_train_endpoint(sessions: SessionModels, manifest: Manifest, upload: gr.
                 work = Path(tempfile.mkdtemp(prefix="hub-train-"))
                 try:
                     report, result, download = train(sessions, manifest, request.session_hash, zip_path,
-                                                     dataset_id, bool(already_cropped), work, progress)
+                                                     dataset_id, bool(already_cropped), work, progress,
+                                                     uploads=getattr(demo, "photos", None))
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
             finally:
@@ -181,7 +191,7 @@ def make_train_endpoint(sessions: SessionModels, manifest: Manifest, upload: gr.
             raise gr.Error("Training failed on this server. Try again, or with other photos.",
                            print_exception=False) from None
         finally:
-            _forget(zip_path)
+            _forget(zip_path, demo)
         return report, result, gr.DownloadButton(value=download, visible=True)
     return train_your_own
 
@@ -256,7 +266,7 @@ def train_your_own_tab(demo: gr.Blocks, sessions: SessionModels, manifest: Manif
     report = gr.HTML()
     with gr.Accordion("JSON (what the API returns)", open=False):
         result = gr.JSON(label="Summary")
-    button.click(make_train_endpoint(sessions, manifest, upload), inputs=[upload, dataset_id, cropped],
+    button.click(make_train_endpoint(sessions, manifest, demo), inputs=[upload, dataset_id, cropped],
                  outputs=[report, result, download], api_name="train", concurrency_limit=1)
     push.click(make_push(sessions), inputs=[repo, token], outputs=[pushed], api_visibility="private")
     def forget_session(request: gr.Request) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hub.train_data import MIN_PER_LABEL, UploadRefused, as_dataset, unpack
+from hub.train_data import MIN_PER_LABEL, UploadRefused, unpack
 from test_app import free_port
 
 TINT = {"red": (90, -40, -40), "blue": (-40, -40, 90)}
@@ -73,6 +73,8 @@ def test_the_three_layouts(tmp_path, small_photo):
     upload = unpack(make_zip(tmp_path / "b.zip", files), tmp_path / "b", max_bytes=10**7, max_images=100)
     assert [p.split for p in upload.photos].count("validation") == 1 and upload.labels == ["cs", "econ"]
     assert any("ignored" in note for note in upload.notes)
+    from finetune.user_data import as_dataset
+
     splits = as_dataset(upload)
     assert sorted(splits) == ["test", "train", "validation"] and len(splits["train"]) == 20
 
@@ -139,7 +141,7 @@ def test_links_empty_labels_passwords_and_limits(tmp_path, small_photo):
 def test_the_head_is_the_regression_as_one_linear_layer(classes):
     from sklearn.linear_model import LogisticRegression
 
-    from finetune.evaluate import softmax
+    from finetune.calibration import softmax
     from finetune.head_only import fit_head
 
     rng = np.random.default_rng(0)
@@ -370,3 +372,34 @@ def test_a_space_that_may_train_gets_finetune_and_the_backbone(tiny_manifest_pat
     assert "scikit-learn==" in requirements and "datasets==" in requirements
     space = read_manifest(out / "spaces.yaml")
     assert space.train_your_own.enabled_on_spaces and "field" in space.tasks  # kept: its users train it
+    from test_deploy import test_requirements_install_everything_the_space_imports as installs_all
+
+    installs_all(build)  # finetune's imports too
+
+
+def test_the_upload_sweep_spares_zips_a_while_and_session_folders(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from hub import uploads
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    photos = uploads.Photos(1)
+    old = time.time() - 2 * uploads.UPLOAD_MAX_AGE
+    kept = photos.folder / "trained-abc"
+    kept.mkdir()
+    files = {"kept": kept / "my-face-model.zip", "zip": photos.folder / "h1" / "faces.zip",
+             "photo": photos.folder / "h2" / "face.jpg"}
+    for path in files.values():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x")
+        os.utime(path, (old, old))
+    photos.keep(kept)
+    photos.sweep()
+    assert files["kept"].exists() and files["zip"].exists() and not files["photo"].exists()
+    ancient = time.time() - 2 * uploads.ZIP_MAX_AGE
+    os.utime(files["zip"], (ancient, ancient))
+    os.utime(files["kept"], (ancient, ancient))
+    photos.sweep()
+    assert not files["zip"].exists() and files["kept"].exists()
+    os.close(uploads._claimed.pop(photos.folder))  # this test's folder only: the app fixtures keep theirs
