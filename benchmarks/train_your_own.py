@@ -186,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.train_your_own", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, help="input sizes to compare (default: spaces.yaml's)")
+    parser.add_argument("--speed-only", action="store_true", help="only the zip-to-model timings")
     args = parser.parse_args(argv)
     for size in args.sizes or [None]:
-        for measure, value, note in rows_for(size):
+        for measure, value, note in rows_for(size, quality=not args.speed_only):
             print(f"{measure:<75} {value:>14}  {note}", flush=True)
     return 0
 

@@ -20,8 +20,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-C_GRID = (0.003, 0.01, 0.03, 0.1)  # inverse L2 strength: small C wins on a few hundred faces, and a noisy
-# validation split picking a large one cost ~0.5 points of gender accuracy (README, Train your own)
+# inverse L2 strength, chosen on validation log-loss. Small C wins on a few hundred faces: gender heads on 300
+# UTKFace faces, 12 draws, scored on 1,000 others: C = 0.01 fixed 0.910, this grid 0.906, a grid up to 1.0 0.905
+C_GRID = (0.003, 0.01, 0.03, 0.1)
 BATCH = 32
 Progress = Callable[[float, str], None]      # (fraction done, what is happening)
 

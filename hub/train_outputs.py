@@ -43,10 +43,11 @@ def download_zip(manifest: Manifest, model_dir: Path, labels: list[str], zip_pat
     return zip_path
 
 
-def _figure_html(path: Path, caption: str) -> str:
+def _figure_html(path: Path, caption: str, width: str = "100%") -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure style="margin:0 0 1em 0"><figcaption><b>{html.escape(caption)}</b></figcaption>'
-            f'<img src="data:image/png;base64,{data}" style="max-width:100%" alt="{html.escape(caption)}"></figure>')
+    return (f'<figure style="margin:0 0 1em 0;flex:1 1 {width};max-width:{width}"><figcaption><b>'
+            f'{html.escape(caption)}</b></figcaption><img src="data:image/png;base64,{data}" '
+            f'style="max-width:100%" alt="{html.escape(caption)}"></figure>')
 
 
 def report_html(metrics: dict, folder: Path, no_face: list[str], notes: list[str], task_title: str) -> str:
@@ -72,8 +73,15 @@ def report_html(metrics: dict, folder: Path, no_face: list[str], notes: list[str
         more = f" and {len(no_face) - 20} more" if len(no_face) > 20 else ""
         parts.append(f"<p>No face found in {len(no_face)} photo(s), left out: {shown}{more}.</p>")
     parts += [f"<p>{html.escape(note)}</p>" for note in notes]
-    parts += [_figure_html(folder / metrics["figures"][key], caption)
-              for key, caption in REPORT_FIGURES if key in metrics["figures"]]
+    figures = {key: (folder / metrics["figures"][key], caption) for key, caption in REPORT_FIGURES
+               if key in metrics["figures"]}
+    if test["accuracy"] == 1.0:  # an empty gallery says less than a sentence
+        figures.pop("confident_mistakes", None)
+        parts.append("<p>No mistakes among the test faces: with so few, that proves little.</p>")
+    side_by_side = [key for key in ("confusion_matrix", "class_distribution") if key in figures]
+    parts.append('<div style="display:flex;flex-wrap:wrap;gap:1em">' + "".join(
+        _figure_html(*figures.pop(key), width="45%") for key in side_by_side) + "</div>")
+    parts += [_figure_html(*figure) for figure in figures.values()]
     parts.append(f"<p>Your model now answers in the <b>{html.escape(task_title)}</b> and <b>All attributes</b> "
                  "tabs (and their API endpoints) for this session only. Download it to keep it: it is deleted "
                  "when you close this page.</p>")

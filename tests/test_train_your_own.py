@@ -200,7 +200,7 @@ def test_train_in_the_app_then_predict_and_download(app, faces_zip, astronaut, t
     assert sorted(result["no_face"]) == ["blue/empty_blue.jpg", "red/empty_red.jpg"]
     assert result["majority_baseline"]["majority_class"] in ("blue", "red")
     for text in ("Test accuracy", "always answering", "Validation accuracy", "No face found in 2 photo(s)",
-                 "not what a face reveals", "data:image/png;base64,", "most confident mistakes"):
+                 "not what a face reveals", "data:image/png;base64,", "The most ambiguous faces", "Confusion matrix"):
         assert text in report, text
     # the upload and its photos are gone; the download (Gradio's copy) is the one new zip in the cache
     new = {p for p in cache.rglob("*") if p.is_file()} - before
