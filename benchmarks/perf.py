@@ -10,6 +10,8 @@ Sections (each a function returning rows: section, measure, value, note):
   hardware    achieved GFLOP/s of the model forwards / a large fp32 matmul's GFLOP/s
   training    `python -m finetune` images/s per default model's recipe stage (from runs/<task>.log while
               training runs)
+  train_your_own  400 faces from a zip to a model that answers (the app's "Train your own"), and the
+              heads' accuracy on UTKFace (benchmarks/train_your_own.py)
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 DEFAULT_TASKS = ("gender", "age", "mood")  # the default models; field has none
 HEAD = (120, 10, 330, 260)  # head and shoulders in scikit-image's astronaut (512x512), as in tests
-SECTIONS = ("e2e", "faces", "throughput", "startup", "hardware", "training")
+SECTIONS = ("e2e", "faces", "throughput", "startup", "hardware", "training", "train_your_own")
 TARGETS = {"e2e_median_ms": 120.0, "models_one_face_ms": 60.0, "peer_ratio": 1.5, "hardware_ratio": 0.4}
 
 
@@ -566,8 +568,14 @@ def section_training(ctx: Context) -> list[Row]:
     return rows
 
 
+def section_train_your_own(ctx: Context) -> list[Row]:
+    from .train_your_own import rows_for  # issue 17: zip to answering model, and the heads' accuracy
+    return [Row("train_your_own", measure, value, note) for measure, value, note in rows_for()]
+
+
 SECTION_FUNCTIONS = {"e2e": section_e2e, "faces": section_faces, "throughput": section_throughput,
-                     "startup": section_startup, "hardware": section_hardware, "training": section_training}
+                     "startup": section_startup, "hardware": section_hardware, "training": section_training,
+                     "train_your_own": section_train_your_own}
 
 
 def run(sections: list[str], runs: int = 30, threads: int | None = None, stand_in: bool = False,

@@ -3,7 +3,8 @@
 `python -m finetune evaluate MODEL_DIR --data ...` evaluates any model folder of ours on any data;
 `python -m finetune framing --task age` measures how pre-cropped training images frame their faces
 (spaces.yaml's crop_margin/crop_shift); `python -m finetune convert SRC --out DIR` turns the face-pretrained
-TF.js backbone into a model folder."""
+TF.js backbone into a model folder; `--head-only` fits a logistic-regression head on the frozen face backbone
+instead (seconds, not hours: the app's "Train your own")."""
 from __future__ import annotations
 
 import sys
@@ -34,9 +35,13 @@ def _run(argv: list[str]) -> int:
         from .framing import main as framing_main
         return framing_main(rest)
     from .config import parse_config
+    config = parse_config(argv)
+    if config.head_only:
+        from .head_train import main as head_main
+        head_main(config)
+        return 0
     from .train import main as train_main
-
-    train_main(parse_config(argv))
+    train_main(config)
     return 0
 
 

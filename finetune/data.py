@@ -134,11 +134,15 @@ def _crop_settings_key(fingerprint: str, size: int, margin: float, grayscale: bo
     return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
-def crop_dataset(ds: Dataset, size: int, crop: CropSpec, detect: bool, cache_dir: Path, split: str) -> Dataset:
-    """Adds `face` (found or not) and `readable`, and replaces `image` with the crop."""
+def crop_dataset(ds: Dataset, size: int, crop: CropSpec, detect: bool, cache_dir: Path, split: str,
+                 before_row=None) -> Dataset:
+    """Adds `face` (found or not) and `readable`, and replaces `image` with the crop.
+    `before_row()` runs before each image (the app's time limit raises from it)."""
     detector = get_detector() if detect else None
 
     def cut(row):
+        if before_row is not None:
+            before_row()
         try:
             raw = row["image"]
             image = load_image(raw["bytes"] if raw.get("bytes") else raw["path"])
@@ -191,11 +195,13 @@ def _with_strata(ds: Dataset, task: TaskConfig) -> Dataset:
 
 # --- the whole path ------------------------------------------------------------------------------
 
-def load_task_data(settings: DataSettings, holdout: bool = True) -> TaskData:
+def load_task_data(settings: DataSettings, holdout: bool = True, raw: DatasetDict | None = None,
+                   before_row=None) -> TaskData:
     """The data `settings` name (resolved by finetune.settings), cropped and split. Without `holdout`
-    (evaluating every row) all of the source's rows form one split, `all`, which may lack classes."""
+    (evaluating every row) all of the source's rows form one split, `all`, which may lack classes. `raw`: the
+    data already read (the app's checked upload, held in memory), instead of reading `settings.source`."""
     task, source, split, seed = settings.task, settings.source, settings.split, settings.seed
-    raw = read_source(source, settings.config_name)
+    raw = read_source(source, settings.config_name) if raw is None else raw
     label_column = settings.label_column
     if hub_datasets.is_hub_id(source):  # the manifest's split and class names apply to its own dataset
         own = settings.from_manifest
@@ -238,7 +244,7 @@ def load_task_data(settings: DataSettings, holdout: bool = True) -> TaskData:
     cropped = {}
     for name in SPLITS if holdout else ("all",):
         part = crop_dataset(raw[name], settings.size, settings.crop, settings.detect_faces, settings.cache_dir,
-                            name)
+                            name, before_row=before_row)
         flags = part.select_columns(["readable", "face"]).to_dict()
         skipped["unreadable"] += sum(not r for r in flags["readable"])
         missing = [i for i, (r, f) in enumerate(zip(flags["readable"], flags["face"])) if r and not f]

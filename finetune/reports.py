@@ -120,3 +120,21 @@ def gallery_plot(images: list, captions: list[str], path: Path, title: str, colu
         axes[0].text(0.5, 0.5, "none", ha="center", va="center")
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def class_distribution_plot(distribution: dict, path: Path, title: str = "Class distribution") -> Path:
+    """Side-by-side bars per class: how often it occurs and how often it is predicted (the seed study's
+    check that a model does not simply answer its favourite class)."""
+    labels = list(distribution)
+    true = [distribution[name]["true"] for name in labels]
+    predicted = [distribution[name]["predicted"] for name in labels]
+    positions = np.arange(len(labels))
+    fig = _figure(max(4.0, 0.9 * len(labels) + 2.0), 3.6)
+    ax = fig.add_subplot()
+    ax.bar(positions - 0.2, true, width=0.4, label="real", color="tab:gray")
+    ax.bar(positions + 0.2, predicted, width=0.4, label="predicted", color="tab:blue")
+    ax.set_xticks(positions, labels, rotation=30 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+    ax.set_ylabel("faces")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _save(fig, path)

@@ -114,11 +114,29 @@ class SpaceConfig:
 
 
 @dataclass(frozen=True)
+class TrainYourOwnConfig:
+    """The "Train your own" tab: a head on frozen face features, fitted in the browser session."""
+    backbone: str = "models/face-backbone"  # the frozen feature extractor (a model folder, or hf-hub:)
+    task: str = "field"                     # the task whose tabs and endpoints the session's model answers
+    input_size: int = 160                   # faces are embedded (and served) at this size
+    test_time_flip: bool = True             # features averaged with the mirrored face's
+    enabled_on_spaces: bool = False         # on a Space (SPACE_ID set) the tab is off unless this is true
+    max_zip_mb: int = 50
+    max_images: int = 2000
+    max_seconds: int = 300                  # a training that runs longer is stopped with a message
+    threads: int = 1                        # torch threads while training: the other cores keep serving
+
+    def enabled(self, environ=os.environ) -> bool:
+        return self.enabled_on_spaces or not environ.get("SPACE_ID")
+
+
+@dataclass(frozen=True)
 class Manifest:
     space: SpaceConfig
     detector: DetectorConfig
     tasks: dict[str, TaskConfig]
     root: Path = PROJECT_ROOT
+    train_your_own: TrainYourOwnConfig = TrainYourOwnConfig()
 
     def task(self, name: str) -> TaskConfig:
         if name not in self.tasks:
@@ -276,17 +294,36 @@ def _parse_task(name: str, raw: Any, licences: dict[str, DataLicence]) -> TaskCo
     )
 
 
+def _parse_train_your_own(raw: Any, tasks: dict[str, TaskConfig]) -> TrainYourOwnConfig:
+    where = "train_your_own"
+    if raw is None:
+        return TrainYourOwnConfig()  # the tab then says whether it can run (a task, a backbone)
+    config = _dataclass_from(TrainYourOwnConfig, raw, where)
+    for key in ("input_size", "max_zip_mb", "max_images", "max_seconds", "threads"):
+        if getattr(config, key) < 1:
+            raise ManifestError(f"{where}.{key}: must be at least 1, got {getattr(config, key)}")
+    if config.input_size < 16:
+        raise ManifestError(f"{where}.input_size: must be at least 16, got {config.input_size}")
+    if config.task not in tasks or not tasks[config.task].is_classification:
+        classes = sorted(name for name, task in tasks.items() if task.is_classification)
+        raise ManifestError(f"{where}.task: expected a classification task of the manifest {classes}, "
+                            f"got {config.task!r}")
+    return config
+
+
 def parse_manifest(raw: Any, root: Path = PROJECT_ROOT) -> Manifest:
     _check(raw, "manifest", dict)
     tasks_raw = _require(raw, "tasks", "manifest", dict)
     if not tasks_raw:
         raise ManifestError("manifest.tasks: must name at least one task")
     licences = _parse_licences(raw.get("licences"))
+    tasks = {name: _parse_task(name, spec, licences) for name, spec in tasks_raw.items()}
     return Manifest(
         space=_dataclass_from(SpaceConfig, raw.get("space"), "space"),
         detector=_dataclass_from(DetectorConfig, raw.get("detector"), "detector"),
-        tasks={name: _parse_task(name, spec, licences) for name, spec in tasks_raw.items()},
+        tasks=tasks,
         root=root,
+        train_your_own=_parse_train_your_own(raw.get("train_your_own"), tasks),
     )
 
 

@@ -21,20 +21,21 @@ from .faces import NOT_AN_IMAGE, BadImage, load_image
 from .models import ModelUnavailable
 from .predict import Predictor
 from .ui_video import video_tabs
-from .uploads import HOLD_SECONDS, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
+from .uploads import HOLD_SECONDS, PHOTO_MAX_MB, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
 from .views import error_result, render_faces
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_SIZE = "10mb"
 CONCURRENCY = int(os.environ.get("HUB_CONCURRENCY", "2"))  # photos decoded or analysed at once; the rest wait
 FETCH_SLOTS = 4  # image URLs downloaded at once, outside those slots: a slow server holds no analysis
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 API_ALL = "all"
 WHOLE_IMAGE_LABEL = "Classify the whole image if no face is found"
 WHOLE_IMAGE_OPTION = f"tick “{WHOLE_IMAGE_LABEL}”"  # how the no-face message names the checkbox
-# Where a task without a model can get one. (A "Train your own" tab, when there is one, is named here.)
-TRAIN_ONE = ("Whoever runs this app can train one from such a folder: the *Fine-tuning* section of the "
+# Where a task without a model can get one: the "Train your own" tab when this server can train, else its owner
+TRAIN_HERE = ("Train one yourself in the *Train your own* tab, from a zip of such photos: it takes a minute, "
+              "and the new model then answers in this tab for the rest of your visit.")
+TRAIN_ONE = ("Whoever runs this app can train one from such a folder: the *Train your own models* section of the "
              "project's README shows how, in one command.")
 PRIVACY = ("Uploaded photos are not stored: the upload file is deleted as soon as the photo has been "
            f"analysed (within {(UPLOAD_MAX_AGE + SWEEP_SECONDS) // 60 + 1} minutes if it never is), the photo "
@@ -193,7 +194,7 @@ def header_markdown(manifest: Manifest, ready: list[str]) -> str:
     return f"# {space.emoji} {space.title}\n{what} Faces are numbered left to right."
 
 
-def no_model_markdown(task: TaskConfig) -> str:
+def no_model_markdown(task: TaskConfig, trainable: bool = False) -> str:
     """A task's tab while it has no model: what is missing, in plain words, said once."""
     labels = ", ".join(task.labels)
     if task.dataset.id:
@@ -202,7 +203,8 @@ def no_model_markdown(task: TaskConfig) -> str:
         source = ("No public collection of labelled photos exists for it, so it learns from photos you "
                   f"supply: a folder with one subfolder per answer ({labels}), each holding photos of "
                   "people with that label.")
-    return "\n\n".join([f"### This tab has no {task.title.lower()} model yet", source, TRAIN_ONE, task.caveat])
+    return "\n\n".join([f"### This tab has no {task.title.lower()} model yet", source,
+                        TRAIN_HERE if trainable else TRAIN_ONE, task.caveat])
 
 
 def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], examples: list[str],
@@ -235,10 +237,14 @@ def analysis_tab(predictor: Predictor, api_name: str, tasks: list[TaskConfig], e
 
 def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = None) -> gr.Blocks:
     """The whole app; models are loaded here so that a missing one is reported on its tab."""
+    from .ui_train import enable_session_models, training_problem, train_your_own_tab
+
     manifest = manifest or load_manifest()
     predictor = predictor or Predictor(manifest)
     problems = {name: model_problem(predictor, name) for name in manifest.tasks}
     ready = [name for name in manifest.tasks if not problems[name]]
+    sessions = enable_session_models(predictor, manifest)  # a model trained in a session answers in its tabs
+    trainable = manifest.train_your_own.task if training_problem(manifest) is None else None
     examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
     photos = Photos(CONCURRENCY)  # first: it sets the upload folder the components below use
 
@@ -249,11 +255,14 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
                 analysis_tab(predictor, API_ALL, list(manifest.tasks.values()), examples, photos, None)
             for name, task in manifest.tasks.items():
                 with gr.Tab(task.title):
-                    gr.Markdown(no_model_markdown(task) if problems[name] else task.caveat)
-                    # without a model the tab shows only the note above; its API endpoint stays
-                    with gr.Column(visible=not problems[name]):
+                    gr.Markdown(no_model_markdown(task, name == trainable) if problems[name] else task.caveat)
+                    # without a model, and no way to train one here, the tab shows only the note above (its API
+                    # endpoint stays); a model trained in the "Train your own" tab answers in these controls
+                    with gr.Column(visible=not problems[name] or name == trainable):
                         analysis_tab(predictor, name, [task], examples, photos, [name])
             video_tabs(predictor, inline_image, photos)
+            with gr.Tab("Train your own"):
+                train_your_own_tab(demo, sessions, manifest)
         gr.Markdown(about_markdown(manifest))
         photos.attach(demo)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
@@ -261,8 +270,9 @@ def build_demo(manifest: Manifest | None = None, predictor: Predictor | None = N
 
 
 def launch(demo: gr.Blocks, **kwargs):
-    """Launch with the app's limits; host and port come from GRADIO_SERVER_NAME/PORT."""
-    kwargs.setdefault("max_file_size", MAX_FILE_SIZE)
+    """Launch with the app's limits; host and port come from GRADIO_SERVER_NAME/PORT. Zips for the
+    "Train your own" tab may be larger than photos (hub.uploads refuses photos over PHOTO_MAX_MB)."""
+    kwargs.setdefault("max_file_size", f"{max(PHOTO_MAX_MB, getattr(demo, 'upload_limit_mb', 0))}mb")
     if not kwargs.get("prevent_thread_lock"):
         stop_on_sigterm()  # so that the upload folder is deleted when a Space or systemd stops the app
     return demo.launch(**kwargs)

@@ -46,6 +46,8 @@ UNAVAILABLE = ("This photo is not available any more: photos are kept only while
 HOLD_SECONDS = 600          # a decoded photo is dropped after this long unused
 HOLD_BYTES = int(os.environ.get("HUB_HOLD_MB", "512")) << 20  # or sooner, oldest first, past this
 UPLOAD_MAX_AGE = 60         # an upload file is deleted this long after it arrived, used or not
+ZIP_MAX_AGE = 900           # a zip for "Train your own" waits this long for its Train button (hub.ui_train)
+PHOTO_MAX_MB = 10           # larger photo files are refused (the upload route may take larger zips: hub.ui_train)
 SWEEP_SECONDS = 15
 FOLDER_PREFIX = "face-attribute-hub-uploads-"
 LOCK_NAME = ".in-use"
@@ -138,6 +140,7 @@ class Photos:
         self._held: OrderedDict[str, _Held] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
         self._decoding: dict[str, threading.Lock] = {}
+        self._kept: set[str] = set()  # folders the sweep leaves alone (keep)
         _live.add(self)
         if not _sweeper.is_alive():
             _sweeper.start()
@@ -218,6 +221,8 @@ class Photos:
                         self._decoding.pop(path, None)
                     raise gr.Error(UNAVAILABLE, print_exception=False)
                 try:
+                    if os.path.getsize(path) > PHOTO_MAX_MB << 20:
+                        raise BadImage(f"The photo is larger than {PHOTO_MAX_MB} MB.")
                     held = _Held(load_image(path), None)
                 except BadImage as err:
                     held = _Held(None, str(err))
@@ -283,13 +288,24 @@ class Photos:
         with self._lock:
             return list(self._held)
 
+    def keep(self, folder: str | Path) -> None:
+        """Leave a folder inside the upload folder to its owner until it deletes it: a model trained in a
+        session keeps its download there, served as is (hub.ui_train)."""
+        with self._lock:
+            self._kept.add(str(folder))
+
     def sweep(self) -> None:
-        """Delete what is older than UPLOAD_MAX_AGE in the upload folder: files (examples and the
-        lock stay) and empty folders (a new one may be about to receive an upload)."""
-        keep, cutoff = self._examples(), time.time() - UPLOAD_MAX_AGE
+        """Delete what is older than UPLOAD_MAX_AGE in the upload folder: files (examples, kept folders and
+        the lock stay) and empty folders (a new one may be about to receive an upload)."""
+        keep, now = self._examples(), time.time()
+        with self._lock:
+            self._kept = {folder for folder in self._kept if os.path.isdir(folder)}
+            kept = tuple(self._kept)
         for path in sorted(self.folder.rglob("*"), reverse=True):  # files before their folders
             with suppress(OSError):
-                if path.lstat().st_mtime >= cutoff or path.name == LOCK_NAME or str(path) in keep:
+                age = ZIP_MAX_AGE if path.suffix.lower() == ".zip" else UPLOAD_MAX_AGE
+                if path.lstat().st_mtime >= now - age or path.name == LOCK_NAME or str(path) in keep or \
+                        str(path).startswith(tuple(k + os.sep for k in kept)) or str(path) in kept:
                     continue
                 if path.is_dir() and not path.is_symlink():
                     path.rmdir()  # only when empty

@@ -36,7 +36,8 @@ def write_tiny_model(folder: Path, labels: list[str], regression: bool = False, 
 
 @pytest.fixture(scope="session")
 def tiny_manifest_path(tmp_path_factory) -> Path:
-    """spaces.yaml with gender, age and mood served by tiny models; field left without one."""
+    """spaces.yaml with gender, age and mood served by tiny models; field left without one (it is the task
+    that "Train your own" fills, on a tiny backbone)."""
     root = tmp_path_factory.mktemp("manifest")
     raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
     for name, task in raw["tasks"].items():
@@ -48,6 +49,9 @@ def tiny_manifest_path(tmp_path_factory) -> Path:
         regression = task["kind"] == "regression"
         write_tiny_model(root / "models" / name, task["labels"], regression=regression)
         task["models"] = [f"models/{name}"]
+    # "Train your own": a tiny feature extractor in place of the face backbone, a small zip limit
+    write_tiny_model(root / "models" / "face-backbone", [])
+    raw["train_your_own"].update(backbone="models/face-backbone", input_size=TINY_SIZE, max_zip_mb=12)
     path = root / "spaces.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))
     return path

@@ -8,7 +8,7 @@ from PIL import Image
 from hub.draw import draw_faces
 from hub.faces import Face
 from hub.predict import NOT_A_FACE_MESSAGE, no_face_message
-from hub.ui import PRIVACY, WHOLE_IMAGE_OPTION, about_markdown, build_demo, launch
+from hub.ui import PRIVACY, TRAIN_HERE, TRAIN_ONE, WHOLE_IMAGE_OPTION, about_markdown, build_demo, launch
 
 ENDPOINTS = ["all", "gender", "age", "mood", "field"]
 
@@ -57,7 +57,7 @@ def call(client, api: str, photo=None, url: str = "", whole_image: bool = False)
 
 def test_every_tab_is_a_named_endpoint(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(endpoints) == sorted(f"/{name}" for name in [*ENDPOINTS, "video", "live"])
+    assert sorted(endpoints) == sorted(f"/{name}" for name in [*ENDPOINTS, "video", "live", "train"])
 
 
 @pytest.mark.parametrize("api", ENDPOINTS)
@@ -110,12 +110,19 @@ def test_bad_inputs_give_clear_errors_and_the_server_lives_on(client, photo_640,
     assert len(result["faces"]) == 1 and "error" not in result
 
 
-def test_uploads_over_the_size_limit_are_refused(client):
+def test_uploads_over_the_size_limit_are_refused(client, tiny_manifest, tmp_path):
+    """The upload route takes zips up to train_your_own.max_zip_mb (12 MB in the tiny manifest); photos
+    over 10 MB are refused by the photo endpoints, in the result's error."""
     import httpx
 
+    assert tiny_manifest.train_your_own.max_zip_mb == 12
     response = httpx.post(f"{client.src.rstrip('/')}/gradio_api/upload",
-                          files={"files": ("big.jpg", b"\xff" * 10_500_000, "image/jpeg")})
+                          files={"files": ("big.zip", b"\xff" * 13_000_000, "application/zip")})
     assert response.status_code == 413, response.text
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * 10_500_000)
+    image, result = call(client, "gender", big)
+    assert image is None and "larger than 10 MB" in result["error"]
 
 
 def test_page_shows_caveats_privacy_and_missing_models(demo, tiny_manifest):
@@ -129,15 +136,31 @@ def test_page_shows_caveats_privacy_and_missing_models(demo, tiny_manifest):
 
 def test_missing_field_model_is_explained_once_in_plain_words(demo):
     """Issue 15, point 2: the header promises what the app can answer; the field tab alone says
-    what is missing, without commands; its photo controls are hidden while there is no model."""
+    what is missing, without commands, and sends the user to the "Train your own" tab (issue 17),
+    whose model then answers in the field tab's controls: they stay."""
     texts = [str(block.value) for block in demo.blocks.values() if block.get_block_name() == "markdown"]
     page = "\n".join(texts)
     header = texts[0]
     assert "guesses, for each one, its age, gender and mood." in header and "field" not in header.lower()
     notes = [text for text in texts if "no field of study model yet" in text]
     assert len(notes) == 1 and "one subfolder per answer (cs, econ, german, mechanical)" in notes[0]
-    for command_word in ("python", "finetune", "--", "spaces.yaml", "hf-hub", "`"):
+    assert TRAIN_HERE in notes[0] and TRAIN_ONE not in page
+    for command_word in ("python", "finetune", "--", "spaces.yaml", "hf-hub"):  # (file names may be in code font)
         assert command_word not in page, command_word
+    assert "`" not in notes[0] and "`" not in header
+    hidden = [block for block in demo.blocks.values() if block.get_block_name() == "column"
+              and block.visible is False]
+    assert hidden == []
+
+
+def test_without_training_the_field_tab_hides_controls_that_lead_nowhere(tiny_manifest, monkeypatch):
+    """On a Space that keeps training off, the field tab names whoever runs the app instead, and hides
+    its photo controls while there is no model."""
+    monkeypatch.setenv("SPACE_ID", "someone/face-hub")
+    demo = build_demo(tiny_manifest)
+    texts = [str(block.value) for block in demo.blocks.values() if block.get_block_name() == "markdown"]
+    notes = [text for text in texts if "no field of study model yet" in text]
+    assert len(notes) == 1 and TRAIN_ONE in notes[0] and TRAIN_HERE not in notes[0]
     hidden = [block for block in demo.blocks.values() if block.get_block_name() == "column"
               and block.visible is False]
     assert len(hidden) == 1  # the field tab's controls
