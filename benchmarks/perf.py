@@ -352,7 +352,7 @@ def section_faces(ctx: Context) -> list[Row]:
     return rows
 
 
-TQDM_RATE = re.compile(r"(\d+)/(\d+) \[[^\]]*?([\d.]+)(photo/s|s/photo)\]")
+TQDM_RATE = re.compile(r"(\d+)/(\d+) \[[^\]]*?([\d.]+)((?:photo|file)/s|s/(?:photo|file))\]")  # hub predict's bar
 
 
 def _run_cli(ctx: Context, folder: Path, extra_env: dict | None = None, args: tuple = ()) -> tuple[float, float]:
@@ -371,7 +371,7 @@ def _run_cli(ctx: Context, folder: Path, extra_env: dict | None = None, args: tu
     rate = float("nan")
     if rates:
         value, unit = float(rates[-1][2]), rates[-1][3]
-        rate = value if unit == "photo/s" else 1.0 / value
+        rate = value if unit.endswith("/s") else 1.0 / value
     return elapsed, rate
 
 
