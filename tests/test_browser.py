@@ -7,7 +7,6 @@ also saved as docs/screenshot.png, the screenshot in the README.
 """
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest

@@ -83,7 +83,7 @@ def test_every_declared_package_is_imported_where_it_is_declared():
 
 
 def test_the_space_gets_the_runtime_dependencies():
-    from hub.deploy import RUNTIME_PACKAGES
+    from hub.space_files import RUNTIME_PACKAGES
 
     runtime = {canonicalize_name(name) for name in RUNTIME_PACKAGES} - {"torchvision"}  # timm's, pinned with torch
     assert runtime == declared()["dependencies"]

@@ -32,7 +32,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from conftest import top_level_imports
-from hub import deploy
+from hub import deploy, space_files
 from hub.config import PROJECT_ROOT, read_manifest
 
 SPACE_ID = "someone/face-hub"
@@ -131,7 +131,7 @@ def test_readme_front_matter_is_a_valid_space_config(built, tiny_manifest):
     space = tiny_manifest.space
     assert config["title"] == space.title and config["emoji"] == space.emoji
     assert config["colorFrom"] == space.color_from and config["colorTo"] == space.color_to
-    assert config["colorFrom"] in deploy.SPACE_COLORS and config["colorTo"] in deploy.SPACE_COLORS
+    assert config["colorFrom"] in space_files.SPACE_COLORS and config["colorTo"] in space_files.SPACE_COLORS
     assert config["sdk"] == "gradio" and config["sdk_version"] == gradio.__version__
     assert config["app_file"] == "app.py" and (built.folder / config["app_file"]).is_file()
     assert config["python_version"] == space.python_version == "3.11"
@@ -176,16 +176,16 @@ def test_models_from_hub_explicit_ids_and_missing_repo(tiny_manifest):
         deploy.plan_models(tiny_manifest, from_hub=True)
     with pytest.raises(deploy.DeployError, match="unknown task"):
         deploy.plan_models(tiny_manifest, from_hub=True, hub_ids={"height": "a/b"})
-    matter = deploy.front_matter(tiny_manifest, plan)
+    matter = space_files.front_matter(tiny_manifest, plan)
     assert "me/g config.json,model.safetensors abc123" in matter["preload_from_hub"]
     assert "me/g" in matter["models"]
 
 
 def test_requirements_are_pinned_runtime_packages_only(built):
     options, requirements = requirement_lines(built.folder / "requirements.txt")
-    assert options == [f"--extra-index-url {deploy.CPU_TORCH_INDEX}"]  # cpu-basic: CPU wheels
+    assert options == [f"--extra-index-url {space_files.CPU_TORCH_INDEX}"]  # cpu-basic: CPU wheels
     names = {canonicalize_name(r.name) for r in requirements}
-    assert names == {canonicalize_name(n) for n in deploy.RUNTIME_PACKAGES}
+    assert names == {canonicalize_name(n) for n in space_files.RUNTIME_PACKAGES}
     assert not names & {canonicalize_name(n) for n in DEV_PACKAGES}
     for requirement in requirements:
         (spec,) = requirement.specifier
@@ -213,7 +213,7 @@ def test_requirements_install_everything_the_space_imports(built):
 
 
 def test_gpu_hardware_gets_default_torch_wheels():
-    lines = deploy.requirements_lines(cpu_only=False)
+    lines = space_files.requirements_lines(cpu_only=False)
     assert not any(line.startswith("--") for line in lines)
     assert any(line.startswith("torch==") for line in lines)
 
@@ -222,15 +222,15 @@ def test_space_config_checked_before_anything_is_built(tiny_manifest):
     too_long = dataclasses.replace(tiny_manifest, space=dataclasses.replace(tiny_manifest.space,
                                                                             short_description="x" * 61))
     with pytest.raises(deploy.DeployError, match="space.short_description: 61 characters"):
-        deploy.check_space_config(too_long)
+        space_files.check_space_config(too_long)
     bad_color = dataclasses.replace(tiny_manifest, space=dataclasses.replace(tiny_manifest.space, color_to="teal"))
     with pytest.raises(deploy.DeployError, match="space.color_to"):
-        deploy.check_space_config(bad_color)
+        space_files.check_space_config(bad_color)
     bad_hardware = dataclasses.replace(tiny_manifest, space=dataclasses.replace(tiny_manifest.space,
                                                                                 suggested_hardware="gpu-big"))
     with pytest.raises(deploy.DeployError, match="suggested_hardware"):
-        deploy.check_space_config(bad_hardware)
-    deploy.check_space_config(read_manifest(PROJECT_ROOT / "spaces.yaml"))  # the project's own passes
+        space_files.check_space_config(bad_hardware)
+    space_files.check_space_config(read_manifest(PROJECT_ROOT / "spaces.yaml"))  # the project's own passes
 
 
 def test_model_with_other_labels_is_refused(tiny_manifest):
