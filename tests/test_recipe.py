@@ -57,12 +57,16 @@ def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp
 
     assert main(["recipe", "gender", "age", "mood", "--dry-run", "--runs", str(tmp_path / "runs")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert", "[recipe] gender/teacher",
-                                                      "[recipe] age/teacher", "[recipe] mood/teacher",
-                                                      "[recipe] mood/polish"]
-    assert "--init-from " + str(tmp_path / "runs" / "face-backbone" / "convert") in lines[-2]
-    assert "--input-size 112" in lines[-2] and "--epochs 10" in lines[-2] and "--stop-after 5" in lines[-2]
-    assert "--init-from " + str(tmp_path / "runs" / "mood" / "teacher") in lines[-1]
+    assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert",
+                                                      "[recipe] gender/teacher", "[recipe] gender/cycle",
+                                                      "[recipe] age/teacher", "[recipe] age/cycle",
+                                                      "[recipe] mood/teacher", "[recipe] mood/polish",
+                                                      "[recipe] mood/cycle"]
+    teacher, polish, cycle = lines[-3:]
+    assert "--init-from " + str(tmp_path / "runs" / "face-backbone" / "convert") in teacher
+    assert "--input-size 112" in teacher and "--epochs 10" in teacher and "--stop-after 5" in teacher
+    assert "--init-from " + str(tmp_path / "runs" / "mood" / "teacher") in polish
+    assert "--init-from " + str(tmp_path / "runs" / "mood" / "polish") in cycle and "--unfreeze-blocks -1" in cycle
 
 
 # --- tiny recipes, run --------------------------------------------------------------------------------
