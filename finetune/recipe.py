@@ -49,6 +49,7 @@ class Recipe:
     task: str | None                       # publishes to the task's model folder; None: stages only
     stages: tuple[Stage, ...]
     publish: str                           # the stage whose model is published: the last unless named
+    why: str = ""                          # why that model is the task's default: its card's "Why this model"
 
     def stage(self, name: str) -> Stage:
         for stage in self.stages:
@@ -124,7 +125,10 @@ def load_recipes(manifest: Manifest, path: str | Path = RECIPES_FILE) -> dict[st
             previous = stage.name
         task = name if name in manifest.tasks else None
         publish = body.get("publish", stages[-1].name)
-        recipes[name] = Recipe(name, task, tuple(stages), publish)
+        unknown = set(body) - {"stages", "publish", "why"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} (known: stages, publish, why)")
+        recipes[name] = Recipe(name, task, tuple(stages), publish, " ".join(str(body.get("why") or "").split()))
         recipes[name].stage(publish)  # names a stage of its own
     for recipe in recipes.values():  # every stage reference names a stage that exists
         for stage in recipe.stages:

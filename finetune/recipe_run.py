@@ -154,6 +154,9 @@ class Runner:
         for path in source.iterdir():
             if path.is_file() and path.name != RECORD_FILE:
                 shutil.copy2(path, staging / path.name)
+        card = staging / "README.md"
+        if recipe.why and card.is_file():  # the recipe's reason for publishing this stage, in the model card
+            card.write_text(card.read_text().rstrip("\n") + f"\n\n## Why this model\n\n{recipe.why}\n")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
         print(f"[recipe] {recipe.name}: published {shown(source)} -> {shown(target)}")

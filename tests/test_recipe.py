@@ -58,7 +58,7 @@ def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp
     assert main(["recipe", "gender", "age", "mood", "--dry-run", "--runs", str(tmp_path / "runs")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert",
-                                                      "[recipe] gender/teacher", "[recipe] gender/cycle",
+                                                      "[recipe] gender/teacher",
                                                       "[recipe] age/teacher", "[recipe] age/cycle",
                                                       "[recipe] mood/teacher", "[recipe] mood/polish",
                                                       "[recipe] mood/cycle"]
@@ -82,12 +82,12 @@ def tiny(tmp_path, tiny_manifest_path):
     template = {"model": "test_vit", "input_size": 32, "epochs": 1, "batch_size": 8, "detect_faces": False,
                 "progress": False, "threads": 1, "data": str(data), "cache_dir": str(tmp_path / "cache")}
 
-    def run(stages: list[dict], *flags: str) -> int:
+    def run(stages: list[dict], *flags: str, **recipe) -> int:
         from finetune.__main__ import main
 
         recipes = tmp_path / "recipes.yaml"
         recipes.write_text(yaml.safe_dump({"templates": {"tiny": template},
-                                           "recipes": {"field": {"stages": stages}}}))
+                                           "recipes": {"field": {"stages": stages, **recipe}}}))
         return main(["recipe", "field", "--recipes", str(recipes), "--manifest", str(manifest),
                      "--runs", str(tmp_path / "runs"), *flags])
     return run
@@ -125,6 +125,17 @@ def test_stages_run_in_order_and_the_last_is_published(tiny, tmp_path, capsys):
     assert said(capsys) == {"first": "done", "second": "training"}
     assert tiny(stages(second_lr=0.001, first_lr=0.01)) == 0  # new weights to start from: later stages run
     assert said(capsys) == {"first": "training", "second": "training"}
+
+
+def test_the_recipes_reason_goes_into_the_published_card(tiny, tmp_path, capsys):
+    """Issue 12: the model card says which model ships and why (e.g. the teacher, no student within reach)."""
+    assert tiny(stages(), why="The teacher:\n  no student came within 0.5 points.") == 0
+    card = (tmp_path / "models" / "field" / "README.md").read_text()
+    assert card.endswith("## Why this model\n\nThe teacher: no student came within 0.5 points.\n")
+    assert "Why this model" not in (tmp_path / "runs" / "field" / "second" / "README.md").read_text()
+    capsys.readouterr()
+    assert tiny(stages(), whyy="typo") != 0
+    assert "recipes.field: unknown key(s) ['whyy']" in "".join(capsys.readouterr())
 
 
 class Interrupted(Exception):
