@@ -203,7 +203,10 @@ def no_model_markdown(task: TaskConfig, trainable: bool = False) -> str:
         source = ("No public collection of labelled photos exists for it, so it learns from photos you "
                   f"supply: a folder with one subfolder per answer ({labels}), each holding photos of "
                   "people with that label.")
-    return "\n\n".join([f"### This tab has no {task.title.lower()} model yet", source,
+    # with training here the heading stays true after a session trains one (this text does not change)
+    heading = (f"### No {task.title.lower()} model comes with this app" if trainable else
+               f"### This tab has no {task.title.lower()} model yet")
+    return "\n\n".join([heading, source,
                         TRAIN_HERE if trainable else TRAIN_ONE, task.caveat])
 
 

@@ -142,7 +142,7 @@ def test_missing_field_model_is_explained_once_in_plain_words(demo):
     page = "\n".join(texts)
     header = texts[0]
     assert "guesses, for each one, its age, gender and mood." in header and "field" not in header.lower()
-    notes = [text for text in texts if "no field of study model yet" in text]
+    notes = [text for text in texts if "No field of study model comes with this app" in text]
     assert len(notes) == 1 and "one subfolder per answer (cs, econ, german, mechanical)" in notes[0]
     assert TRAIN_HERE in notes[0] and TRAIN_ONE not in page
     for command_word in ("python", "finetune", "--", "spaces.yaml", "hf-hub"):  # (file names may be in code font)

@@ -173,11 +173,11 @@ def test_header_and_the_field_tab_say_what_exists(page, app_url):
     page.get_by_text("guesses, for each one, its age, gender and mood.").wait_for()
     page.get_by_role("tab", name="Field of study").click()
     panel = page.locator("[role=tabpanel]:visible").first
-    panel.get_by_text("This tab has no field of study model yet").wait_for()
+    panel.get_by_text("No field of study model comes with this app").wait_for()
     panel.get_by_text("Train one yourself in the Train your own tab").wait_for()
     text = page.locator("body").inner_text()
     assert "python -m" not in text and "finetune" not in text and "spaces.yaml" not in text
-    assert text.count("no field of study model yet") == 1
+    assert text.count("No field of study model comes with this app") == 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "browser_field_tab.png", full_page=True)
 
