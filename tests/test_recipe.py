@@ -61,8 +61,8 @@ def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp
                                                       "[recipe] gender/teacher",
                                                       "[recipe] age/teacher", "[recipe] age/cycle",
                                                       "[recipe] mood/teacher", "[recipe] mood/polish",
-                                                      "[recipe] mood/cycle"]
-    teacher, polish, cycle = lines[-3:]
+                                                      "[recipe] mood/cycle", "[recipe] mood/cycle2"]
+    teacher, polish, cycle = lines[-4:-1]
     assert "--init-from " + str(tmp_path / "runs" / "face-backbone" / "convert") in teacher
     assert "--input-size 112" in teacher and "--epochs 10" in teacher and "--stop-after 5" in teacher
     assert "--init-from " + str(tmp_path / "runs" / "mood" / "teacher") in polish
