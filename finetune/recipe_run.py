@@ -84,8 +84,8 @@ class Runner:
     def record(self, stage: Stage) -> dict[str, Any]:
         """What makes a stage's result: its options and the weights it starts from (by content, so that
         a stage rebuilt differently makes the stages after it run again)."""
-        if stage.convert:
-            return {"convert": digest(stage.convert)}
+        if stage.convert:  # (a dry run without the backbone's source still says what would run)
+            return {"convert": self._digest(str(stage.convert))}
         options = runstate.compared(make_config(self.config_values(stage), stage.key))
         starts = {name: self._digest(options.pop(name)) for name in STARTS}
         return {"options": options, "starts": starts}
