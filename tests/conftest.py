@@ -3,6 +3,7 @@ and a manifest that points at them, so no test needs the network or ../shared.""
 from __future__ import annotations
 
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,6 +92,29 @@ def top_level_imports(source: str) -> set[str]:
 def needs_shared_data(subfolder: str):
     path = SHARED_DATA / subfolder
     return pytest.mark.skipif(not path.is_dir(), reason=f"training data not found at {path} (CI has it)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def served_app(manifest, gradio_temp: Path):
+    """The app built from `manifest`, listening on a free loopback port, with Gradio's temp folder at
+    `gradio_temp` (set while it is built, so its upload folder goes there); yields (demo, url)."""
+    from hub.ui import build_demo, launch
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(gradio_temp))
+        demo = build_demo(manifest)
+        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
+                           quiet=True)
+        try:
+            yield demo, url
+        finally:
+            demo.close()
 
 
 @contextmanager

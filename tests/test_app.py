@@ -1,6 +1,5 @@
 """The Gradio app served on loopback with the tiny models, called through gradio_client."""
 import json
-import socket
 
 import pytest
 from PIL import Image
@@ -8,15 +7,10 @@ from PIL import Image
 from hub.draw import draw_faces
 from hub.faces import Face
 from hub.predict import NOT_A_FACE_MESSAGE, no_face_message
+from conftest import free_port
 from hub.ui import PRIVACY, TRAIN_HERE, TRAIN_ONE, WHOLE_IMAGE_OPTION, about_markdown, build_demo, launch
 
 ENDPOINTS = ["all", "gender", "age", "mood", "field"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

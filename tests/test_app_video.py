@@ -9,11 +9,9 @@ import gradio as gr
 import pytest
 
 import video_clips as clips
-from conftest import serve_photo
+from conftest import serve_photo, served_app
 from hub.predict import Predictor
-from hub.ui import build_demo, launch
 from hub.ui_video import live_endpoint
-from test_app import free_port
 from test_privacy import snapshot
 from test_video import audio_only, header_only_video
 
@@ -24,15 +22,9 @@ def app(tiny_manifest, tmp_path_factory):
 
     cache, temp = tmp_path_factory.mktemp("gradio_cache"), tmp_path_factory.mktemp("temp")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRADIO_TEMP_DIR", str(cache))
         patch.setattr(tempfile, "tempdir", str(temp))
-        demo = build_demo(tiny_manifest)
-        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                           quiet=True)
-        try:
+        with served_app(tiny_manifest, cache) as (_, url):
             yield Client(url, verbose=False, download_files=False), cache, temp
-        finally:
-            demo.close()
 
 
 @pytest.fixture(scope="module")

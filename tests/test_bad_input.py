@@ -20,7 +20,8 @@ from hub.faces import WORK_SIDE, BadImage
 from hub.predict import NOT_A_FACE_MESSAGE, Predictor, no_face_message
 from hub.ui import WHOLE_IMAGE_OPTION, build_demo, launch
 from conftest import serve_photo
-from test_app import call, free_port
+from conftest import free_port
+from test_app import call
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE = (150, 20, 310, 220)  # the astronaut's face with a little margin (512x512 photo)

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from hub.config import DEFAULT_MANIFEST, read_manifest
-from hub.ui import build_demo, launch
-from test_app import free_port
+from conftest import free_port, served_app
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -32,22 +31,9 @@ if not os.access(CHROMIUM, os.X_OK):
 @pytest.fixture(scope="module")
 def app_url(tiny_manifest, tmp_path_factory):
     cache = tmp_path_factory.mktemp("browser_cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRADIO_TEMP_DIR", str(cache))
-        demo = build_demo(tiny_manifest)
-        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1",
-                           server_port=free_port(), quiet=True)
+    with served_app(tiny_manifest, cache) as (demo, url):
         DEMO.append(demo)
-        try:
-            yield url, cache
-        finally:
-            demo.close()
-
-
-def serve(demo):
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                       quiet=True)
-    return url
+        yield url, cache
 
 
 @pytest.fixture(scope="module")
@@ -231,13 +217,8 @@ def default_app_url(tmp_path_factory):
     missing = [t for t in ("gender", "age", "mood") if not (ROOT / "models" / t / "model.safetensors").is_file()]
     if missing:
         pytest.skip(f"no default model for {missing}")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("default_cache")))
-        demo = build_demo(manifest)
-        try:
-            yield serve(demo)
-        finally:
-            demo.close()
+    with served_app(manifest, tmp_path_factory.mktemp("default_cache")) as (_, url):
+        yield url
 
 
 def test_screenshot_of_the_app_with_the_default_models(browser, default_app_url):

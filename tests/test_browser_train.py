@@ -3,25 +3,15 @@ model in the field tab. Same chromium set-up as test_browser.py (skipped with th
 Screenshots: test-artifacts/train_report.png and train_predict.png."""
 import pytest
 
+from conftest import served_app
 from test_browser import ARGS, ARTIFACTS, CHROMIUM, sync_api
 from test_train_your_own import MIN_PER_LABEL, TINT, jpeg, make_zip, tinted_faces
 
 
 @pytest.fixture(scope="module")
 def app_url(tiny_manifest, tmp_path_factory):
-    from hub.ui import build_demo, launch
-    from test_app import free_port
-
-    cache = tmp_path_factory.mktemp("browser_train_cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRADIO_TEMP_DIR", str(cache))
-        demo = build_demo(tiny_manifest)
-        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                           quiet=True)
-        try:
-            yield url
-        finally:
-            demo.close()
+    with served_app(tiny_manifest, tmp_path_factory.mktemp("browser_train_cache")) as (_, url):
+        yield url
 
 
 def test_upload_zip_see_report_then_predict(app_url, astronaut, tmp_path):

@@ -10,23 +10,14 @@ import pytest
 from PIL import Image
 
 import video_clips as clips
-from test_app import free_port
+from conftest import served_app
 from test_browser import ARGS, ARTIFACTS, CHROMIUM, sync_api  # skips this module as test_browser does
-
-from hub.ui import build_demo, launch
 
 
 @pytest.fixture(scope="module")
 def app_url(tiny_manifest, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("browser_video_cache")))
-        demo = build_demo(tiny_manifest)
-        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                           quiet=True)
-        try:
-            yield url
-        finally:
-            demo.close()
+    with served_app(tiny_manifest, tmp_path_factory.mktemp("browser_video_cache")) as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="module")

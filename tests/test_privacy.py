@@ -9,10 +9,10 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from hub.ui import PRIVACY, build_demo, launch
+from hub.ui import PRIVACY
 from hub.uploads import HOLD_SECONDS, UNAVAILABLE
-from conftest import raw_call, raw_upload, serve_photo
-from test_app import call, free_port
+from conftest import raw_call, raw_upload, serve_photo, served_app
+from test_app import call
 
 
 def snapshot(*folders: Path) -> set[str]:
@@ -27,15 +27,9 @@ def app(tiny_manifest, tmp_path_factory):
 
     cache, temp = tmp_path_factory.mktemp("gradio_cache"), tmp_path_factory.mktemp("temp")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRADIO_TEMP_DIR", str(cache))
         patch.setattr(tempfile, "tempdir", str(temp))
-        demo = build_demo(tiny_manifest)
-        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1",
-                           server_port=free_port(), quiet=True)
-        try:
+        with served_app(tiny_manifest, cache) as (demo, url):
             yield demo, Client(url, verbose=False, download_files=False), cache, temp
-        finally:
-            demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import raw_call, raw_upload, serve_photo
-from hub.ui import CONCURRENCY, FETCH_SLOTS, build_demo, launch
+from conftest import raw_call, raw_upload, serve_photo, served_app
+from hub.ui import CONCURRENCY, FETCH_SLOTS
 from hub import uploads
 from hub.uploads import FOLDER_PREFIX, SWEEP_SECONDS, UNAVAILABLE
-from test_app import ENDPOINTS, call, free_port
+from conftest import free_port
+from test_app import ENDPOINTS, call
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_AGE = uploads.UPLOAD_MAX_AGE
@@ -38,18 +39,12 @@ def app(tiny_manifest, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("gradio_temp")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRADIO_TEMP_DIR", str(base))
         # the sweep would delete the canary planted in the app's folder (it empties that folder, by
         # design): here only what requests do is watched
         patch.setattr(uploads, "UPLOAD_MAX_AGE", 3600)
-        demo = build_demo(tiny_manifest)
-        folder = Path(os.environ["GRADIO_TEMP_DIR"])
-        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                           quiet=True)
-        try:
+        with served_app(tiny_manifest, base) as (demo, url):
+            folder = Path(os.environ["GRADIO_TEMP_DIR"])  # the app's own folder, set while it was built
             yield demo, url, base, folder, Client(url, verbose=False, download_files=False)
-        finally:
-            demo.close()
 
 
 @pytest.fixture(scope="module")

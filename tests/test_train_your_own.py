@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from hub.train_data import MIN_PER_LABEL, UploadRefused, unpack
-from test_app import free_port
+from conftest import served_app
 
 TINT = {"red": (90, -40, -40), "blue": (-40, -40, 90)}
 
@@ -161,18 +161,9 @@ def test_the_head_is_the_regression_as_one_linear_layer(classes):
 def app(tiny_manifest, tmp_path_factory):
     from gradio_client import Client
 
-    from hub.ui import build_demo, launch
-
     cache = tmp_path_factory.mktemp("train_cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRADIO_TEMP_DIR", str(cache))
-        demo = build_demo(tiny_manifest)
-        _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                           quiet=True)
-        try:
-            yield url, cache, Client
-        finally:
-            demo.close()
+    with served_app(tiny_manifest, cache) as (_, url):
+        yield url, cache, Client
 
 
 @pytest.fixture(scope="module")
