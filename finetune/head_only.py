@@ -97,19 +97,12 @@ def load_backbone(location: str):
     return net
 
 
-def eval_transform(net, size: int):
-    """The served model's preprocessing (its config.json gets the same input size and crop_pct 1)."""
-    import timm.data
-
-    config = timm.data.resolve_data_config(model=net)
-    config.update(input_size=(3, size, size), crop_pct=1.0)
-    return timm.data.create_transform(**config)
-
-
 def embed(net, images, size: int, flip: bool, progress: Progress | None = None,
           deadline: Deadline | None = None, what: str = "faces") -> np.ndarray:
     """Pooled features of PIL face crops, (N, features) float32; with `flip`, averaged with the mirror's."""
     from hub.models import forward
+
+    from .loaders import eval_transform  # the served model's preprocessing, as in finetune's own training
 
     transform = eval_transform(net, size)
     images = list(images)
