@@ -249,7 +249,7 @@ def _predictor(ctx: Context):
 
 
 def section_e2e(ctx: Context) -> list[Row]:
-    from hub.faces import load_image
+    from hub.decode import load_image
     from hub.predict import crops_for
 
     predictor = _predictor(ctx)
@@ -320,7 +320,7 @@ def peer_rows(ctx: Context, photo: Path, ours_median: float) -> list[Row]:
 
 
 def section_faces(ctx: Context) -> list[Row]:
-    from hub.faces import load_image
+    from hub.decode import load_image
     from hub.predict import crops_for
 
     predictor = _predictor(ctx)
@@ -480,7 +480,7 @@ def _forward_gflops(net, batch, runs: int) -> tuple[float, float, float]:
 def section_hardware(ctx: Context) -> list[Row]:
     import torch
 
-    from hub.faces import load_image
+    from hub.decode import load_image
     from hub.predict import crops_for
 
     predictor = _predictor(ctx)

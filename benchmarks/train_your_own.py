@@ -76,7 +76,7 @@ def manifest_at(size: int | None):
 def app_training(manifest, zip_path: Path, detect: bool) -> tuple[float, dict, object]:
     """The app's training function on a copy of the zip (it deletes what it is given), until the session's
     model has answered once: (seconds, the API summary, the served model)."""
-    from hub.faces import load_image
+    from hub.decode import load_image
     from hub.models import ModelStore
     from hub.session_models import SessionModels
     from hub.ui_train import train

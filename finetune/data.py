@@ -16,7 +16,8 @@ from datasets import (ClassLabel, Dataset, DatasetDict, Image as ImageFeature, V
                       load_dataset, load_from_disk)
 
 from hub.config import TaskConfig
-from hub.faces import CropSpec, get_detector, largest_face, load_image
+from hub.decode import load_image
+from hub.faces import CropSpec, get_detector, largest_face
 
 from . import hub_datasets
 from .errors import DataError  # noqa: F401 - raised here, and imported from here by callers

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from hub.config import DetectorConfig, load_manifest
-from hub.faces import FaceDetector, largest_face, load_image
+from hub.decode import load_image
+from hub.faces import FaceDetector, largest_face
 
 PAD = 0.5         # gray border on each side, as a fraction of the image side
 MIN_SIDE = 192    # small crops (FER2013's 48 px) are enlarged first: MTCNN misses tiny faces

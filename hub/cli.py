@@ -69,7 +69,7 @@ def photos_in(folder: Path) -> list[Path]:
 
 def run_predict(args: argparse.Namespace) -> int:
     from .config import ManifestError, load_manifest
-    from .faces import BadImage
+    from .decode import BadImage
     from .cli_video import describe_record, video_records
     from .models import ModelUnavailable
     from .predict import Predictor

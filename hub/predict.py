@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from .config import Manifest, TaskConfig, load_manifest
-from .faces import Face, crop_spec, get_detector, load_image, original_size, whole_image_face
+from .decode import load_image, original_size
+from .faces import Face, crop_spec, get_detector, whole_image_face
 from .models import AgePrediction, ClassPrediction, ModelStore, ModelUnavailable
 
 NOT_A_FACE_MESSAGE = ("No face found, and the image as a whole does not look like a face either, "

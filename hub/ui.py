@@ -17,7 +17,7 @@ from PIL import Image
 
 from .config import PROJECT_ROOT, Manifest, TaskConfig, load_manifest
 from .draw import draw_faces
-from .faces import NOT_AN_IMAGE, BadImage, load_image
+from .decode import NOT_AN_IMAGE, BadImage, load_image
 from .models import ModelUnavailable
 from .predict import Predictor
 from .ui_video import video_tabs

@@ -8,7 +8,7 @@ refused with the path in a traceback. So `Photos.check` sees every photo of ever
 accepts only an upload this server received (resolved into this process's own folder), a photo
 held in memory, or a shipped example; anything else gets UNAVAILABLE and nothing is opened.
 
-The first request naming an upload decodes it once (`hub.faces.load_image`, which reduces or
+The first request naming an upload decodes it once (`hub.decode.load_image`, which reduces or
 refuses huge photos) and keeps the decoded photo; an analysis then deletes the file at once. Later
 requests naming the same path, from any tab, reuse the photo until it has been idle for
 HOLD_SECONDS or every session that used it has closed. Identical uploads share a path, so two users
@@ -34,7 +34,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from .faces import BadImage, load_image
+from .decode import BadImage, load_image
 
 try:
     import fcntl  # the lock that tells a live app's folder from one left by a stopped app

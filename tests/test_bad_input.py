@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import write_tiny_model
-from hub.faces import WORK_SIDE, BadImage
+from hub.decode import WORK_SIDE, BadImage
 from hub.predict import NOT_A_FACE_MESSAGE, Predictor, no_face_message
 from hub.ui import WHOLE_IMAGE_OPTION, build_demo, launch
 from conftest import serve_photo
@@ -172,7 +172,7 @@ def test_thirty_faces_are_all_found_and_numbered_left_to_right(predictor, files,
 MEASURE = r"""
 import json, re, sys, warnings
 warnings.simplefilter("ignore")
-from hub.faces import BadImage, load_image
+from hub.decode import BadImage, load_image
 try:
     size = list(load_image(sys.argv[1]).size)
 except BadImage as err:

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from hub.config import DetectorConfig
-from hub.faces import BadImage, crop_face, get_detector, load_image, square_box, whole_image_face
+from hub.decode import BadImage, load_image
+from hub.faces import crop_face, get_detector, square_box, whole_image_face
 
 HEAD = (120, 10, 330, 260)  # head and shoulders of the astronaut (512x512)
 
