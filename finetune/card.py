@@ -7,6 +7,7 @@ and the card says that the terms follow the images, which only their owner knows
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import yaml
@@ -149,16 +150,18 @@ def _groups(task: TaskConfig, metrics: dict) -> str:
                 "errors spread across groups of people could not be measured. Expect them to be uneven.")
     parts = ["Test-split results per group (small groups give noisy numbers; look at the counts):"]
     for column, table in tables.items():
+        title = re.sub(r", aged (\d+)\+$", r", faces aged \1 and over (groups hold different shares of "
+                       "children; this leaves their age out)", column)  # finetune.metrics.group_metrics' from_age
         if task.is_classification:
             classes = list(next(iter(table.values()), {}).get("recall") or {})
             rows = [[value, row["n"], row["accuracy"],
                      *("–" if row["recall"][c] is None else row["recall"][c] for c in classes)]
                     for value, row in table.items()]
-            parts.append(f"By {column}:\n\n" + _table([column, "faces", "accuracy",
+            parts.append(f"By {title}:\n\n" + _table([column, "faces", "accuracy",
                                                          *(f"recall {c}" for c in classes)], rows))
         else:
             rows = [[value, row["n"], row["mae"], row["bias"]] for value, row in table.items()]
-            parts.append(f"By {column}:\n\n" + _table([column, "faces", "MAE", "bias"], rows))
+            parts.append(f"By {title}:\n\n" + _table([column, "faces", "MAE", "bias"], rows))
     return "\n\n".join(parts)
 
 

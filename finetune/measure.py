@@ -37,7 +37,8 @@ def measure_split(outputs: np.ndarray, targets: np.ndarray, split, task: TaskCon
         probs, raw = softmax(outputs, temperature), softmax(outputs)
         predicted = probs.argmax(axis=1)
         correct = (predicted == targets).astype(float)
-        tables = group_metrics(split, groups, "classification", correct, age_bands, targets, labels)
+        tables = group_metrics(split, groups, "classification", correct, age_bands, targets, labels,
+                               from_age=task.dataset.groups_from_age)
         if figures:
             reports.confusion_matrix_plot(metrics["confusion_matrix"], labels, out_dir / "confusion_matrix.png",
                                           f"{task.title}: confusion matrix (n={len(targets)})")
@@ -65,7 +66,8 @@ def measure_split(outputs: np.ndarray, targets: np.ndarray, split, task: TaskCon
         metrics = regression_metrics(outputs, targets, task.bands, interval)
         years = years_from(outputs)
         error = years - np.asarray(targets, float)
-        tables = group_metrics(split, groups, "regression", error, age_bands)
+        tables = group_metrics(split, groups, "regression", error, age_bands,
+                               from_age=task.dataset.groups_from_age)
         if figures:
             reports.age_scatter_plot(years, targets, out_dir / "age_scatter.png",
                                      (interval["low"], interval["high"]))

@@ -107,9 +107,11 @@ def group_values(split, column: str, age_bands: tuple[AgeBand, ...]) -> tuple[li
 
 def group_metrics(split, columns: list[str], kind: str, correct_or_error: np.ndarray,
                   age_bands: tuple[AgeBand, ...], targets: np.ndarray | None = None,
-                  labels: list[str] | None = None) -> dict:
+                  labels: list[str] | None = None, from_age: int | None = None) -> dict:
     """Accuracy (classification; with `targets` and few `labels` also each class's recall) or MAE and
-    bias (regression) per value of every group column."""
+    bias (regression) per value of every group column. With `from_age` and an `age` column, the tables
+    again over the faces that old and over, as "<column>, aged <from_age>+": groups made of different
+    ages (many babies in one) otherwise mix an age effect into the group's figure."""
     result = {}
     for column in columns:
         if column not in split.column_names:
@@ -131,6 +133,12 @@ def group_metrics(split, columns: list[str], kind: str, correct_or_error: np.nda
                 table[name] = {"n": int(mask.sum()), "mae": float(np.abs(correct_or_error[mask]).mean()),
                                "bias": float(correct_or_error[mask].mean())}
         result[column] = table
+    if from_age is not None and "age" in split.column_names:
+        ages = np.asarray([-1 if a is None else a for a in split["age"]], dtype=float)
+        keep = np.flatnonzero(ages >= from_age)
+        older = group_metrics(split.select(keep), [c for c in columns if c != "age"], kind, correct_or_error[keep],
+                              age_bands, None if targets is None else np.asarray(targets)[keep], labels)
+        result.update({f"{column}, aged {from_age}+": table for column, table in older.items()})
     return result
 
 

@@ -55,6 +55,7 @@ class DatasetSpec:
     image_column: str = "image"
     label_column: str = "label"
     group_columns: tuple[str, ...] = ()
+    groups_from_age: int | None = None  # the group tables again, over faces this old and over only
     already_cropped: bool = False
     licence: DataLicence | None = None  # from the manifest's `licences:`, named by the dataset
 
@@ -230,6 +231,7 @@ def _parse_dataset(raw: Any, where: str, licences: dict[str, DataLicence]) -> Da
         image_column=_optional(raw, "image_column", where, str, "image"),
         label_column=_optional(raw, "label_column", where, str, "label"),
         group_columns=tuple(_optional(raw, "group_columns", where, list, [])),
+        groups_from_age=_optional(raw, "groups_from_age", where, int, None),
         already_cropped=_optional(raw, "already_cropped", where, bool, False),
         licence=licences[licence] if licence else None,
     )
