@@ -18,7 +18,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .perf import SECTIONS, print_table, run
+    from .common import print_table
+    from .perf import SECTIONS, run
     from .video import VIDEO_SECTIONS
 
     every = (*SECTIONS, *VIDEO_SECTIONS)

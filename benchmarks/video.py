@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .perf import HEAD, Context, Row, _predictor, _free_port, astronaut
+from .common import HEAD, Context, Row, app_predictor, astronaut, free_port
 
 TARGETS = {1: 15.0, 5: 10.0}
 LIVE_TARGET = 8.0
@@ -76,7 +76,7 @@ def write_y4m(images: list[Image.Image], path: Path, fps: int = FPS) -> Path:
 def section_video(ctx: Context) -> list[Row]:
     from hub.video import analyze_video
 
-    predictor = _predictor(ctx)
+    predictor = app_predictor(ctx)
     frames = max(60, min(300, ctx.runs * 6))
     rows = []
     for count in (1, 5):
@@ -119,7 +119,7 @@ def section_live(ctx: Context, seconds: float = 15.0) -> list[Row]:
 
     camera = write_y4m(moving_faces(1, 2 * FPS), ctx.work / "live" / "one_face.y4m", fps=FPS)
     demo = build_demo(read_manifest(ctx.manifest_path))
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
     args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
     try:
