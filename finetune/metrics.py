@@ -136,9 +136,11 @@ def group_metrics(split, columns: list[str], kind: str, correct_or_error: np.nda
     if from_age is not None and "age" in split.column_names:
         ages = np.asarray([-1 if a is None else a for a in split["age"]], dtype=float)
         keep = np.flatnonzero(ages >= from_age)
-        older = group_metrics(split.select(keep), [c for c in columns if c != "age"], kind, correct_or_error[keep],
+        kept = split.select(keep).add_column("every", ["all"] * len(keep))  # each table ends with all the older
+        older = group_metrics(kept, [c for c in columns if c != "age"] + ["every"], kind, correct_or_error[keep],
                               age_bands, None if targets is None else np.asarray(targets)[keep], labels)
-        result.update({f"{column}, aged {from_age}+": table for column, table in older.items()})
+        every = older.pop("every", {})
+        result.update({f"{column}, aged {from_age}+": {**table, **every} for column, table in older.items()})
     return result
 
 

@@ -327,9 +327,11 @@ def test_group_tables_again_without_the_youngest_faces(tiny_manifest):
     older = tables["race, aged 13+"]
     assert older["asian"] == {"n": 2, "accuracy": 1.0, "recall": {"female": 1.0, "male": 1.0}}
     assert older["white"]["n"] == 2                              # the face of unknown age is left out
+    assert list(older)[-1] == "all" and older["all"]["n"] == 4 and older["all"]["accuracy"] == 0.75
     assert "race, aged 13+" not in group_metrics(split, ["race"], "classification", correct, ())
     regression = group_metrics(split, ["race"], "regression", np.arange(8.0), (), from_age=13)
     assert regression["race, aged 13+"]["asian"] == {"n": 2, "mae": 3.5, "bias": 3.5}
+    assert regression["race, aged 13+"]["all"]["n"] == 4
     from finetune.card import _groups
     card = _groups(tiny_manifest.task("gender"), {"groups": tables})
     assert card.index("By race:") < card.index("By race, faces aged 13 and over (groups hold different shares")
