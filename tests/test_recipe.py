@@ -61,12 +61,14 @@ def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp
                                                       "[recipe] gender/teacher",
                                                       "[recipe] age/teacher", "[recipe] age/cycle",
                                                       "[recipe] mood/teacher", "[recipe] mood/polish",
-                                                      "[recipe] mood/cycle", "[recipe] mood/cycle2"]
-    teacher, polish, cycle = lines[-4:-1]
+                                                      "[recipe] mood/cycle", "[recipe] mood/cycle2",
+                                                      "[recipe] mood/cycle160"]
+    teacher, polish, cycle, _, last = lines[-5:]
     assert "--init-from " + str(tmp_path / "runs" / "face-backbone" / "convert") in teacher
     assert "--input-size 112" in teacher and "--epochs 10" in teacher and "--stop-after 5" in teacher
     assert "--init-from " + str(tmp_path / "runs" / "mood" / "teacher") in polish
     assert "--init-from " + str(tmp_path / "runs" / "mood" / "polish") in cycle and "--unfreeze-blocks -1" in cycle
+    assert "--init-from " + str(tmp_path / "runs" / "mood" / "cycle2") in last and "--input-size 160" in last
 
 
 # --- tiny recipes, run --------------------------------------------------------------------------------
