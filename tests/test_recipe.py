@@ -59,7 +59,7 @@ def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert",
                                                       "[recipe] gender/teacher",
-                                                      "[recipe] age/teacher", "[recipe] age/cycle",
+                                                      "[recipe] age/teacher", "[recipe] age/cycle", "[recipe] age/cycle2",
                                                       "[recipe] mood/teacher", "[recipe] mood/polish",
                                                       "[recipe] mood/cycle", "[recipe] mood/cycle2",
                                                       "[recipe] mood/cycle160"]
