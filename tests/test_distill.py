@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from finetune.settings import shown
 from test_finetune_data import FIELD_LABELS
 from test_recipe import said, tiny  # noqa: F401 - `tiny` is a fixture
 
@@ -103,14 +104,14 @@ def test_the_student_example_in_the_recipes_file_runs_as_written(tmp_path, capsy
     assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert", "[recipe] mood/teacher",
                                                       "[recipe] mood/polish", "[recipe] mood-student/levit"]
     student = lines[-1]
-    assert f"--teacher {runs / 'mood' / 'polish'}" in student and "--task mood " in student
+    assert f"--teacher {shown(runs / 'mood' / 'polish')}" in student and "--task mood " in student
     assert "--init-from runs/levit-start/mood " in student  # the kept LeViT, relative to spaces.yaml's folder
     assert "--input-size 64" in student and "--distill-alpha 0.5" in student
 
 
 def test_a_student_is_distilled_from_a_teacher_stage(tiny, tmp_path, capsys):  # noqa: F811
     assert tiny([TEACHER, STUDENT], "--dry-run") == 0
-    assert f"--teacher {tmp_path / 'runs' / 'field' / 'teacher'}" in capsys.readouterr().out
+    assert f"--teacher {shown(tmp_path / 'runs' / 'field' / 'teacher')}" in capsys.readouterr().out
     assert tiny([TEACHER, STUDENT]) == 0
     out = capsys.readouterr().out
     assert "[distil] from" in out and "loss (1 - 0.5) * task + 0.5 * teacher term, T=2.0" in out

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from finetune.settings import shown
 from test_finetune_data import make_image_folder
 
 TEACHER = {"input_size": 112, "batch_size": 64, "lr": 5e-4, "head_lr": 5e-3, "warmup_epochs": 0.5, "patience": 3,
@@ -64,11 +65,11 @@ def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp
                                                       "[recipe] mood/cycle", "[recipe] mood/cycle2",
                                                       "[recipe] mood/cycle160"]
     teacher, polish, cycle, _, last = lines[-5:]
-    assert "--init-from " + str(tmp_path / "runs" / "face-backbone" / "convert") in teacher
+    assert "--init-from " + shown(tmp_path / "runs" / "face-backbone" / "convert") in teacher
     assert "--input-size 112" in teacher and "--epochs 10" in teacher and "--stop-after 5" in teacher
-    assert "--init-from " + str(tmp_path / "runs" / "mood" / "teacher") in polish
-    assert "--init-from " + str(tmp_path / "runs" / "mood" / "polish") in cycle and "--unfreeze-blocks -1" in cycle
-    assert "--init-from " + str(tmp_path / "runs" / "mood" / "cycle2") in last and "--input-size 160" in last
+    assert "--init-from " + shown(tmp_path / "runs" / "mood" / "teacher") in polish
+    assert "--init-from " + shown(tmp_path / "runs" / "mood" / "polish") in cycle and "--unfreeze-blocks -1" in cycle
+    assert "--init-from " + shown(tmp_path / "runs" / "mood" / "cycle2") in last and "--input-size 160" in last
 
 
 # --- tiny recipes, run --------------------------------------------------------------------------------
