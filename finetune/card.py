@@ -7,7 +7,6 @@ and the card says that the terms follow the images, which only their owner knows
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import yaml
@@ -15,6 +14,7 @@ import yaml
 from hub.config import DataLicence, TaskConfig
 from hub.locations import hub_ref
 
+from .metrics import OLDER_KEY
 from .settings import Settings, shown
 
 PROJECT = "face-attribute-hub"
@@ -150,8 +150,9 @@ def _groups(task: TaskConfig, metrics: dict) -> str:
                 "errors spread across groups of people could not be measured. Expect them to be uneven.")
     parts = ["Test-split results per group (small groups give noisy numbers; look at the counts):"]
     for column, table in tables.items():
-        title = re.sub(r", aged (\d+)\+$", r", faces aged \1 and over (groups hold different shares of "
-                       "children; this leaves their age out)", column)  # finetune.metrics.group_metrics' from_age
+        older = OLDER_KEY.match(column)
+        title = (f"{older['column']}, faces aged {older['age']} and over (groups hold different shares of children; "
+                 "this leaves their age out)") if older else column
         if task.is_classification:
             classes = list(next(iter(table.values()), {}).get("recall") or {})
             rows = [[value, row["n"], row["accuracy"],

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,14 @@ def group_values(split, column: str, age_bands: tuple[AgeBand, ...]) -> tuple[li
     return text, sorted(set(text))
 
 
+def older_key(column: str, from_age: int) -> str:
+    """The name of `column`'s table over the faces `from_age` and over (see group_metrics)."""
+    return f"{column}, aged {from_age}+"
+
+
+OLDER_KEY = re.compile(r"^(?P<column>.*), aged (?P<age>\d+)\+$")  # older_key's names, read back by the card
+
+
 def group_metrics(split, columns: list[str], kind: str, correct_or_error: np.ndarray,
                   age_bands: tuple[AgeBand, ...], targets: np.ndarray | None = None,
                   labels: list[str] | None = None, from_age: int | None = None) -> dict:
@@ -140,7 +149,7 @@ def group_metrics(split, columns: list[str], kind: str, correct_or_error: np.nda
         older = group_metrics(kept, [c for c in columns if c != "age"] + ["every"], kind, correct_or_error[keep],
                               age_bands, None if targets is None else np.asarray(targets)[keep], labels)
         every = older.pop("every", {})
-        result.update({f"{column}, aged {from_age}+": {**table, **every} for column, table in older.items()})
+        result.update({older_key(column, from_age): {**table, **every} for column, table in older.items()})
     return result
 
 
