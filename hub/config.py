@@ -14,14 +14,11 @@ from typing import Any
 import yaml
 
 from .locations import hub_ref
+from .yaml_keys import ManifestError, check, dataclass_from, optional, require, str_list
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = PROJECT_ROOT / "spaces.yaml"
 TASK_KINDS = ("classification", "regression")
-
-
-class ManifestError(ValueError):
-    """The manifest is missing a key or has a value of the wrong kind."""
 
 
 @dataclass(frozen=True)
@@ -157,92 +154,48 @@ class Manifest:
         return next((task.bands for task in self.tasks.values() if task.bands), ())
 
 
-# --- parsing helpers: each names the key it is reading -------------------------------
-
-def _require(mapping: dict, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
-    if not isinstance(mapping, dict) or key not in mapping:
-        raise ManifestError(f"{where}.{key}: missing")
-    return _check(mapping[key], f"{where}.{key}", kind)
-
-
-def _optional(mapping: dict, key: str, where: str, kind, default):
-    if key not in mapping or mapping[key] is None:
-        return default
-    return _check(mapping[key], f"{where}.{key}", kind)
-
-
-def _check(value: Any, where: str, kind) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ManifestError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _str_list(mapping: dict, key: str, where: str) -> tuple[str, ...]:
-    values = _require(mapping, key, where, list)
-    if not values:
-        raise ManifestError(f"{where}.{key}: must not be empty")
-    return tuple(_check(v, f"{where}.{key}[{i}]", str) for i, v in enumerate(values))
-
-
-def _dataclass_from(cls, mapping: Any, where: str):
-    """Build a flat dataclass of scalars, type-checking each key against the defaults."""
-    if mapping is None:
-        return cls()
-    _check(mapping, where, dict)
-    defaults = cls()
-    known = {f.name for f in cls.__dataclass_fields__.values()}
-    unknown = set(mapping) - known
-    if unknown:
-        raise ManifestError(f"{where}.{sorted(unknown)[0]}: unknown key (known: {sorted(known)})")
-    values = {k: _check(v, f"{where}.{k}", type(getattr(defaults, k))) for k, v in mapping.items()}
-    return cls(**values)
-
-
 def _parse_licences(raw: Any) -> dict[str, DataLicence]:
     licences = {}
-    for key, item in (_check(raw, "licences", dict) if raw is not None else {}).items():
+    for key, item in (check(raw, "licences", dict) if raw is not None else {}).items():
         where = f"licences.{key}"
-        _check(item, where, dict)
-        licences[key] = DataLicence(name=_require(item, "name", where, str),
-                                    license_name=_require(item, "license_name", where, str),
-                                    terms=" ".join(_require(item, "terms", where, str).split()),
-                                    license_link=_optional(item, "license_link", where, str, None))
+        check(item, where, dict)
+        licences[key] = DataLicence(name=require(item, "name", where, str),
+                                    license_name=require(item, "license_name", where, str),
+                                    terms=" ".join(require(item, "terms", where, str).split()),
+                                    license_link=optional(item, "license_link", where, str, None))
     return licences
 
 
 def _parse_dataset(raw: Any, where: str, licences: dict[str, DataLicence]) -> DatasetSpec:
-    _check(raw, where, dict)
+    check(raw, where, dict)
     if not raw.get("id") and not raw.get("path"):
         raise ManifestError(f"{where}: needs an 'id' (Hub dataset) or a 'path' (local data)")
-    licence = _optional(raw, "licence", where, str, None)
+    licence = optional(raw, "licence", where, str, None)
     if licence is not None and licence not in licences:
         raise ManifestError(f"{where}.licence: {licence!r} is not under licences: (it has {sorted(licences)})")
     return DatasetSpec(
-        id=_optional(raw, "id", where, str, None),
-        path=_optional(raw, "path", where, str, None),
-        config=_optional(raw, "config", where, str, None),
-        revision=_optional(raw, "revision", where, str, None),
+        id=optional(raw, "id", where, str, None),
+        path=optional(raw, "path", where, str, None),
+        config=optional(raw, "config", where, str, None),
+        revision=optional(raw, "revision", where, str, None),
         splits=_split_names(raw, where),
-        label_names=tuple(_check(v, f"{where}.label_names[{i}]", str)
-                          for i, v in enumerate(_optional(raw, "label_names", where, list, []))),
-        image_column=_optional(raw, "image_column", where, str, "image"),
-        label_column=_optional(raw, "label_column", where, str, "label"),
-        group_columns=tuple(_optional(raw, "group_columns", where, list, [])),
-        groups_from_age=_optional(raw, "groups_from_age", where, int, None),
-        already_cropped=_optional(raw, "already_cropped", where, bool, False),
+        label_names=tuple(check(v, f"{where}.label_names[{i}]", str)
+                          for i, v in enumerate(optional(raw, "label_names", where, list, []))),
+        image_column=optional(raw, "image_column", where, str, "image"),
+        label_column=optional(raw, "label_column", where, str, "label"),
+        group_columns=tuple(optional(raw, "group_columns", where, list, [])),
+        groups_from_age=optional(raw, "groups_from_age", where, int, None),
+        already_cropped=optional(raw, "already_cropped", where, bool, False),
         licence=licences[licence] if licence else None,
     )
 
 
 def _split_names(raw: dict, where: str) -> dict[str, str]:
-    splits = _optional(raw, "splits", where, dict, {})
+    splits = optional(raw, "splits", where, dict, {})
     for ours, theirs in splits.items():
         if ours not in ("train", "validation", "test"):
             raise ManifestError(f"{where}.splits.{ours}: must be train, validation or test")
-        _check(theirs, f"{where}.splits.{ours}", str)
+        check(theirs, f"{where}.splits.{ours}", str)
     return dict(splits)
 
 
@@ -250,49 +203,49 @@ def _parse_bands(raw: list, where: str) -> tuple[AgeBand, ...]:
     bands = []
     for i, item in enumerate(raw):
         spot = f"{where}[{i}]"
-        _check(item, spot, dict)
-        low = _require(item, "low", spot, float)
-        high = _optional(item, "high", spot, float, float("inf"))
+        check(item, spot, dict)
+        low = require(item, "low", spot, float)
+        high = optional(item, "high", spot, float, float("inf"))
         if high <= low:
             raise ManifestError(f"{spot}.high: must be above low ({low})")
-        bands.append(AgeBand(name=_require(item, "name", spot, str), low=low, high=high))
+        bands.append(AgeBand(name=require(item, "name", spot, str), low=low, high=high))
     return tuple(bands)
 
 
 def _parse_task(name: str, raw: Any, licences: dict[str, DataLicence]) -> TaskConfig:
     where = f"tasks.{name}"
-    _check(raw, where, dict)
-    kind = _require(raw, "kind", where, str)
+    check(raw, where, dict)
+    kind = require(raw, "kind", where, str)
     if kind not in TASK_KINDS:
         raise ManifestError(f"{where}.kind: expected one of {list(TASK_KINDS)}, got {kind!r}")
-    labels = _str_list(raw, "labels", where)
+    labels = str_list(raw, "labels", where)
     if kind == "classification" and len(labels) < 2:
         raise ManifestError(f"{where}.labels: a classification task needs at least two labels")
     if len(set(labels)) != len(labels):
         raise ManifestError(f"{where}.labels: labels must be unique")
-    input_size = _require(raw, "input_size", where, int)
+    input_size = require(raw, "input_size", where, int)
     if input_size < 16:
         raise ManifestError(f"{where}.input_size: must be at least 16, got {input_size}")
-    uncertain = _optional(raw, "uncertain_below", where, float, 0.5)
+    uncertain = optional(raw, "uncertain_below", where, float, 0.5)
     if not 0.0 <= uncertain <= 1.0:
         raise ManifestError(f"{where}.uncertain_below: must lie in [0, 1], got {uncertain}")
     return TaskConfig(
         name=name,
-        title=_optional(raw, "title", where, str, name.title()),
+        title=optional(raw, "title", where, str, name.title()),
         kind=kind,
         labels=labels,
-        backbone=_require(raw, "backbone", where, str),
+        backbone=require(raw, "backbone", where, str),
         input_size=input_size,
-        dataset=_parse_dataset(_require(raw, "dataset", where, dict), f"{where}.dataset", licences),
-        models=_str_list(raw, "models", where),
-        model_args=dict(_optional(raw, "model_args", where, dict, {})),
-        bands=_parse_bands(_optional(raw, "bands", where, list, []), f"{where}.bands"),
+        dataset=_parse_dataset(require(raw, "dataset", where, dict), f"{where}.dataset", licences),
+        models=str_list(raw, "models", where),
+        model_args=dict(optional(raw, "model_args", where, dict, {})),
+        bands=_parse_bands(optional(raw, "bands", where, list, []), f"{where}.bands"),
         uncertain_below=uncertain,
-        caveat=_optional(raw, "caveat", where, str, "").strip(),
-        crop_margin=_optional(raw, "crop_margin", where, float, None),
-        crop_shift=_optional(raw, "crop_shift", where, float, 0.0),
-        grayscale=_optional(raw, "grayscale", where, bool, False),
-        low_resolution_margin=_optional(raw, "low_resolution_margin", where, float, 0.0),
+        caveat=optional(raw, "caveat", where, str, "").strip(),
+        crop_margin=optional(raw, "crop_margin", where, float, None),
+        crop_shift=optional(raw, "crop_shift", where, float, 0.0),
+        grayscale=optional(raw, "grayscale", where, bool, False),
+        low_resolution_margin=optional(raw, "low_resolution_margin", where, float, 0.0),
     )
 
 
@@ -300,7 +253,7 @@ def _parse_train_your_own(raw: Any, tasks: dict[str, TaskConfig]) -> TrainYourOw
     where = "train_your_own"
     if raw is None:
         return TrainYourOwnConfig()  # the tab then says whether it can run (a task, a backbone)
-    config = _dataclass_from(TrainYourOwnConfig, raw, where)
+    config = dataclass_from(TrainYourOwnConfig, raw, where)
     for key in ("input_size", "max_zip_mb", "max_images", "max_seconds", "threads"):
         if getattr(config, key) < 1:
             raise ManifestError(f"{where}.{key}: must be at least 1, got {getattr(config, key)}")
@@ -314,15 +267,15 @@ def _parse_train_your_own(raw: Any, tasks: dict[str, TaskConfig]) -> TrainYourOw
 
 
 def parse_manifest(raw: Any, root: Path = PROJECT_ROOT) -> Manifest:
-    _check(raw, "manifest", dict)
-    tasks_raw = _require(raw, "tasks", "manifest", dict)
+    check(raw, "manifest", dict)
+    tasks_raw = require(raw, "tasks", "manifest", dict)
     if not tasks_raw:
         raise ManifestError("manifest.tasks: must name at least one task")
     licences = _parse_licences(raw.get("licences"))
     tasks = {name: _parse_task(name, spec, licences) for name, spec in tasks_raw.items()}
     return Manifest(
-        space=_dataclass_from(SpaceConfig, raw.get("space"), "space"),
-        detector=_dataclass_from(DetectorConfig, raw.get("detector"), "detector"),
+        space=dataclass_from(SpaceConfig, raw.get("space"), "space"),
+        detector=dataclass_from(DetectorConfig, raw.get("detector"), "detector"),
         tasks=tasks,
         root=root,
         train_your_own=_parse_train_your_own(raw.get("train_your_own"), tasks),

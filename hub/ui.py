@@ -21,7 +21,8 @@ from .decode import NOT_AN_IMAGE, BadImage, load_image
 from .models import ModelUnavailable
 from .predict import Predictor
 from .ui_video import video_tabs
-from .uploads import HOLD_SECONDS, PHOTO_MAX_MB, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos, stop_on_sigterm
+from .upload_folder import stop_on_sigterm
+from .uploads import HOLD_SECONDS, PHOTO_MAX_MB, SWEEP_SECONDS, UPLOAD_MAX_AGE, Photos
 from .views import error_result, render_faces
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Photos sent to the app: which ones it accepts, the decoded copies it keeps in memory while they
-are in use, and the upload folder it owns.
+are in use, and sweeping the upload folder (hub.upload_folder) of files past their time.
 
 Gradio saves an upload as <upload folder>/<salted hash>/<name> and the page names that path in each
 request. Gradio 6 checks such a path only when the request marks it as a file (`"meta":
@@ -16,12 +16,7 @@ sending the same photo share one copy instead of one deleting the other's file.
 """
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import signal
-import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -35,11 +30,7 @@ import gradio as gr
 from PIL import Image
 
 from .decode import BadImage, load_image
-
-try:
-    import fcntl  # the lock that tells a live app's folder from one left by a stopped app
-except ImportError:  # Windows: folders left by a crash are not cleared
-    fcntl = None
+from .upload_folder import LOCK_NAME, claim_upload_folder
 
 UNAVAILABLE = ("This photo is not available any more: photos are kept only while they are in use. "
                "Please upload it again, pick an example, or paste an image URL.")
@@ -49,69 +40,10 @@ UPLOAD_MAX_AGE = 60         # an upload file is deleted this long after it arriv
 ZIP_MAX_AGE = 900           # a zip for "Train your own" waits this long for its Train button (hub.ui_train)
 PHOTO_MAX_MB = 10           # larger photo files are refused (the upload route may take larger zips: hub.ui_train)
 SWEEP_SECONDS = 15
-FOLDER_PREFIX = "face-attribute-hub-uploads-"
-LOCK_NAME = ".in-use"
 
 # Pillow's notes about a user's photo (its pixel count, corrupt EXIF) do not belong in the log.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-
-
-# --- the upload folder ------------------------------------------------------------------------
-
-_claimed: dict[Path, int] = {}  # this process's folders -> their open, locked lock file
-
-
-def claim_upload_folder() -> Path:
-    """This process's own upload folder, made GRADIO_TEMP_DIR (inside the one set, if any).
-
-    Folders left by apps that are no longer running are deleted first; this one goes at exit."""
-    current = os.environ.get("GRADIO_TEMP_DIR")
-    if current and Path(current) in _claimed:
-        return Path(current)
-    user = getattr(os, "getuid", lambda: "")()  # one base per user on a shared machine
-    base = Path(current or Path(tempfile.gettempdir()) / f"face-attribute-hub-{user}").resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_folders(base)
-    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=base)).resolve()
-    lock = os.open(folder / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
-    if fcntl is not None:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    if not _claimed:
-        atexit.register(release_upload_folders)
-    _claimed[folder] = lock
-    os.environ["GRADIO_TEMP_DIR"] = str(folder)
-    return folder
-
-
-def remove_abandoned_folders(base: Path) -> None:
-    """Delete the upload folders under `base` whose app has stopped (their lock is free)."""
-    if fcntl is None:
-        return
-    for folder in base.glob(FOLDER_PREFIX + "*"):
-        if folder in _claimed or not (folder / LOCK_NAME).is_file():
-            continue
-        try:
-            lock = os.open(folder / LOCK_NAME, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # a running app holds it
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-        finally:
-            os.close(lock)
-
-
-def release_upload_folders() -> None:
-    """At exit: this process's upload folders go, with whatever is left in them."""
-    for folder, lock in list(_claimed.items()):
-        shutil.rmtree(folder, ignore_errors=True)
-        with suppress(OSError):
-            os.close(lock)
-        del _claimed[folder]
 
 
 # --- photos held in memory --------------------------------------------------------------------
@@ -324,10 +256,3 @@ def _sweep_forever() -> None:
 
 _live: weakref.WeakSet[Photos] = weakref.WeakSet()
 _sweeper = threading.Thread(target=_sweep_forever, name="hub-uploads-sweep", daemon=True)
-
-
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM into a normal exit, so that the upload folder goes with the app (atexit)."""
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

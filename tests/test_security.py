@@ -22,7 +22,8 @@ from PIL import Image
 from conftest import raw_call, raw_upload, serve_photo, served_app
 from hub.ui import CONCURRENCY, FETCH_SLOTS
 from hub import uploads
-from hub.uploads import FOLDER_PREFIX, SWEEP_SECONDS, UNAVAILABLE
+from hub.upload_folder import FOLDER_PREFIX
+from hub.uploads import SWEEP_SECONDS, UNAVAILABLE
 from conftest import free_port
 from test_app import ENDPOINTS, call
 

@@ -372,7 +372,7 @@ def test_the_upload_sweep_spares_zips_a_while_and_session_folders(tmp_path, monk
     import os
     import time
 
-    from hub import uploads
+    from hub import upload_folder, uploads
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
     photos = uploads.Photos(1)
@@ -393,4 +393,4 @@ def test_the_upload_sweep_spares_zips_a_while_and_session_folders(tmp_path, monk
     os.utime(files["kept"], (ancient, ancient))
     photos.sweep()
     assert not files["zip"].exists() and files["kept"].exists()
-    os.close(uploads._claimed.pop(photos.folder))  # this test's folder only: the app fixtures keep theirs
+    os.close(upload_folder._claimed.pop(photos.folder))  # this test's folder only: the app fixtures keep theirs
