@@ -11,10 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from hub.config import DataLicence, TaskConfig
+from hub.config import DataLicence
 from hub.locations import hub_ref
 
-from .metrics import OLDER_KEY
+from .card_tables import evaluation, groups
 from .settings import Settings, shown
 
 PROJECT = "face-attribute-hub"
@@ -78,16 +78,6 @@ def base_model(settings: Settings) -> str | None:
 
 # --- body --------------------------------------------------------------------------------------------
 
-def _table(header: list[str], rows: list[list]) -> str:
-    def cell(value):
-        if isinstance(value, float):
-            return f"{value:.3f}" if value == value else "–"
-        return str(value)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _what_it_predicts(settings: Settings, metrics: dict) -> str:
     task, crop = settings.task, settings.data.crop
     test = metrics["test"]
@@ -108,62 +98,6 @@ def _what_it_predicts(settings: Settings, metrics: dict) -> str:
             f"{interval['low']:+.1f}, prediction {interval['high']:+.1f}] years taken from the validation "
             f"residuals (meant to cover {interval['coverage_nominal']:.0%}; it covered "
             f"{interval['coverage']:.0%} of the test faces). Stored as `age_interval` in config.json.\n\n{framing}")
-
-
-def _evaluation(task: TaskConfig, metrics: dict) -> str:
-    test = metrics["test"]
-    parts = [f"Held-out test split, {test['n']} faces (never used for training, early stopping or "
-             f"calibration). Full numbers in `metrics.json`."]
-    if task.is_classification:
-        parts.append(_table(["metric", "value"], [
-            ["accuracy", test["accuracy"]], ["macro F1", test["macro_f1"]],
-            ["ECE (15 bins), before → after temperature", f"{test['ece_uncalibrated']:.3f} → {test['ece']:.3f}"],
-            ["NLL, before → after temperature", f"{test['nll_uncalibrated']:.3f} → {test['nll']:.3f}"]]))
-        distribution = test["class_distribution"]
-        parts.append("Per class (with how often each class occurs and is predicted):\n\n" + _table(
-            ["class", "precision", "recall", "F1", "support", "predicted"],
-            [[name, row["precision"], row["recall"], row["f1"], row["support"], distribution[name]["predicted"]]
-             for name, row in test["per_class"].items()]))
-    else:
-        parts.append(_table(["metric", "value"], [
-            ["MAE (years)", test["mae"]], ["RMSE (years)", test["rmse"]], ["median absolute error", test["median_ae"]],
-            ["bias (mean predicted − true)", test["bias"]], ["interval coverage", test["interval"]["coverage"]]]))
-        if test["per_band"]:
-            parts.append("By true age band:\n\n" + _table(
-                ["band", "faces", "MAE", "bias"],
-                [[name, row["n"], row["mae"], row["bias"]] for name, row in test["per_band"].items()]))
-    figures = metrics.get("figures", {})
-    captions = {"confusion_matrix": "Confusion matrix (rows: true class, normalised; counts below)",
-                "reliability": "Reliability diagram before and after temperature scaling",
-                "confident_mistakes": "The most confident mistakes", "ambiguous": "The most ambiguous faces",
-                "age_scatter": "Predicted vs true age", "largest_errors": "The largest age errors"}
-    if figures:
-        parts.append("\n\n".join(f"**{captions.get(key, key)}**\n\n![{key}]({name})"
-                                 for key, name in figures.items()))
-    return "\n\n".join(parts)
-
-
-def _groups(task: TaskConfig, metrics: dict) -> str:
-    tables = metrics.get("groups") or {}
-    if not tables:
-        return ("The training data has no group labels (such as age, gender or skin tone), so how the "
-                "errors spread across groups of people could not be measured. Expect them to be uneven.")
-    parts = ["Test-split results per group (small groups give noisy numbers; look at the counts):"]
-    for column, table in tables.items():
-        older = OLDER_KEY.match(column)
-        title = (f"{older['column']}, faces aged {older['age']} and over (groups hold different shares of children; "
-                 "this leaves their age out)") if older else column
-        if task.is_classification:
-            classes = list(next(iter(table.values()), {}).get("recall") or {})
-            rows = [[value, row["n"], row["accuracy"],
-                     *("–" if row["recall"][c] is None else row["recall"][c] for c in classes)]
-                    for value, row in table.items()]
-            parts.append(f"By {title}:\n\n" + _table([column, "faces", "accuracy",
-                                                         *(f"recall {c}" for c in classes)], rows))
-        else:
-            rows = [[value, row["n"], row["mae"], row["bias"]] for value, row in table.items()]
-            parts.append(f"By {title}:\n\n" + _table([column, "faces", "MAE", "bias"], rows))
-    return "\n\n".join(parts)
 
 
 def _start(settings: Settings) -> str:
@@ -244,7 +178,7 @@ Part of the Face Attribute Hub: find every face in a photo, then predict its att
 
 {caveat}
 
-{_groups(task, metrics)}
+{groups(task, metrics)}
 
 The data's own labels are imperfect (annotated from file names, crowd-sourced or self-collected) and the
 model repeats their errors and their categories. Faces unlike the training data (lighting, pose, age
@@ -273,7 +207,7 @@ The resolved configuration (`train_config.yaml`; rerun it with `python -m finetu
 
 ## Evaluation
 
-{_evaluation(task, metrics)}
+{evaluation(task, metrics)}
 
 Measure it on other data with `python -m finetune evaluate <this folder> --data <data>`.
 

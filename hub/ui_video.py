@@ -18,7 +18,8 @@ from PIL import Image
 
 from .predict import Predictor
 from .tracking import FaceTracker
-from .video import BadVideo, VideoLimits, analyze_video, clock, draw_tracked
+from .video import BadVideo, VideoLimits, analyze_video, clock
+from .video_draw import draw_tracked
 
 LIMITS = VideoLimits()
 LIVE_EVERY = 0.1        # seconds between webcam frames sent to the server

@@ -1,5 +1,5 @@
 """Video files in, followed faces out: decode with PyAV (its wheel brings FFmpeg), follow and answer
-each face (hub/tracking.py), draw the boxes and encode the annotated copy, all in memory.
+each face (hub/tracking.py), draw the boxes (hub/video_draw.py) and encode the annotated copy, all in memory.
 
 Frames are never written to disk: the input is read from its upload or from memory (a fetched URL),
 and the annotated MP4 is built in a memory buffer.
@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .models import AgePrediction
 from .predict import Predictor
 from .tracking import DETECT_EVERY, FaceTracker, TrackedFace
+from .video_draw import draw_tracked
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ogv", ".3gp", ".y4m"}
 WORK_SIDE = 1280              # frames are analysed and drawn at most this size (MTCNN looks at 1024 anyway)
-BOX_COLOUR = (255, 214, 0)    # the photo tab's yellow
 NO_FACE_MESSAGE = "No face found in this video."
 
 
@@ -143,37 +143,6 @@ class Mp4Writer:
         self.container.mux(self.stream.encode())
         self.container.close()
         return self.buffer.getvalue()
-
-
-# --- drawing --------------------------------------------------------------------------------
-
-def short_label(prediction) -> str:
-    if isinstance(prediction, AgePrediction):
-        return f"{prediction.years:.0f} y"
-    return prediction.label if prediction.uncertain else f"{prediction.label} {prediction.confidence:.0%}"
-
-
-def draw_tracked(image: Image.Image, faces: list[TrackedFace]) -> Image.Image:
-    """Boxes, numbers and each face's current answers, drawn on the frame itself."""
-    draw = ImageDraw.Draw(image)
-    width = max(2, round(max(image.size) / 320))
-    font = ImageFont.load_default(size=max(12, round(max(image.size) / 40)))
-    for face in faces:
-        x1, y1, x2, y2 = face.box
-        draw.rectangle((x1, y1, x2, y2), outline=BOX_COLOUR, width=width)
-        tag = str(face.number)
-        left, top, right, bottom = draw.textbbox((0, 0), tag, font=font)
-        tag_y = max(0.0, y1 - (bottom - top) - 2 * width)
-        draw.rectangle((x1, tag_y, x1 + right - left + 2 * width, tag_y + bottom - top + 2 * width), fill=BOX_COLOUR)
-        draw.text((x1 + width - left, tag_y + width - top), tag, fill=(0, 0, 0), font=font)
-        text = "\n".join(short_label(p) for p in face.answers.values())
-        if text:  # under the box, moved left or up to stay inside the frame
-            left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, stroke_width=2)
-            x = max(0.0, min(x1, image.width - (right - left) - 2))
-            y = max(0.0, min(y2 + width, image.height - (bottom - top) - 2))
-            draw.multiline_text((x - left, y - top), text, fill=BOX_COLOUR, font=font, stroke_width=2,
-                                stroke_fill=(0, 0, 0))
-    return image
 
 
 # --- the whole file -----------------------------------------------------------------------------

@@ -85,9 +85,9 @@ def test_the_teachers_classes_are_matched_by_name():
 
 # --- recipes with a teacher ----------------------------------------------------------------------------
 
-def test_the_student_example_in_the_recipes_file_runs_as_written(tmp_path, capsys):
-    """The commented mood student at the end of finetune/recipes.yaml, uncommented, is a valid recipe that
-    trains LeViT at 64 px from the kept LeViT, taught by the shipped mood model (dry run: nothing is trained)."""
+def test_the_student_examples_in_the_recipes_file_run_as_written(tmp_path, capsys):
+    """The commented students at the end of finetune/recipes.yaml, uncommented, are valid recipes that train
+    LeViT at 64 px from the kept LeViT, taught by the task's published model (dry run: nothing is trained)."""
     from finetune.__main__ import main
     from finetune.recipe import RECIPES_FILE
 
@@ -99,14 +99,18 @@ def test_the_student_example_in_the_recipes_file_runs_as_written(tmp_path, capsy
     recipes = tmp_path / "recipes.yaml"
     recipes.write_text(yaml.safe_dump(raw))
     runs = tmp_path / "runs"
-    assert main(["recipe", "mood-student", "--dry-run", "--recipes", str(recipes), "--runs", str(runs)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert", "[recipe] mood/teacher",
-                                                      "[recipe] mood/polish", "[recipe] mood-student/levit"]
-    student = lines[-1]
-    assert f"--teacher {shown(runs / 'mood' / 'polish')}" in student and "--task mood " in student
-    assert "--init-from runs/levit-start/mood " in student  # the kept LeViT, relative to spaces.yaml's folder
-    assert "--input-size 64" in student and "--distill-alpha 0.5" in student
+    for task, teacher in (("mood", "cycle160"), ("gender", "teacher")):
+        assert main(["recipe", f"{task}-student", "--dry-run", "--recipes", str(recipes), "--runs", str(runs)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        stages = [stage["name"] for stage in raw["recipes"][task]["stages"]]
+        assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert",
+                                                          *(f"[recipe] {task}/{name}" for name in stages),
+                                                          f"[recipe] {task}-student/levit"]
+        assert stages[-1] == teacher  # the published model teaches
+        student = lines[-1]
+        assert f"--teacher {shown(runs / task / teacher)}" in student and f"--task {task} " in student
+        assert f"--init-from runs/levit-start/{task} " in student  # the kept LeViT, relative to spaces.yaml's folder
+        assert "--input-size 64" in student and "--distill-alpha 0.5" in student
 
 
 def test_a_student_is_distilled_from_a_teacher_stage(tiny, tmp_path, capsys):  # noqa: F811

@@ -332,8 +332,8 @@ def test_group_tables_again_without_the_youngest_faces(tiny_manifest):
     regression = group_metrics(split, ["race"], "regression", np.arange(8.0), (), from_age=13)
     assert regression["race, aged 13+"]["asian"] == {"n": 2, "mae": 3.5, "bias": 3.5}
     assert regression["race, aged 13+"]["all"]["n"] == 4
-    from finetune.card import _groups
-    card = _groups(tiny_manifest.task("gender"), {"groups": tables})
+    from finetune.card_tables import groups
+    card = groups(tiny_manifest.task("gender"), {"groups": tables})
     assert card.index("By race:") < card.index("By race, faces aged 13 and over (groups hold different shares")
 
 
