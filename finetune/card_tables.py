@@ -65,8 +65,8 @@ def groups(task: TaskConfig, metrics: dict) -> str:
             rows = [[value, row["n"], row["accuracy"],
                      *("–" if row["recall"][c] is None else row["recall"][c] for c in classes)]
                     for value, row in table.items()]
-            parts.append(f"By {title}:\n\n" + markdown_table([column, "faces", "accuracy",
-                                                         *(f"recall {c}" for c in classes)], rows))
+            header = [column, "faces", "accuracy", *(f"recall {c}" for c in classes)]
+            parts.append(f"By {title}:\n\n" + markdown_table(header, rows))
         else:
             rows = [[value, row["n"], row["mae"], row["bias"]] for value, row in table.items()]
             parts.append(f"By {title}:\n\n" + markdown_table([column, "faces", "MAE", "bias"], rows))
