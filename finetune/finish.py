@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from hub.models import save_checkpoint
 
 from .calibration import fit_age_interval, fit_temperature, years_from
@@ -26,12 +28,23 @@ def _inherited(settings: Settings) -> dict:
     return kept
 
 
+def as_saved(net, dtype: str | None) -> None:
+    """Round the weights, in place, to the precision model.safetensors will hold, so that the figures below are
+    those of the file that ships (float16 moved 4 of 1,899 gender test faces, none of 3,797 validation ones)."""
+    if dtype:
+        with torch.no_grad():
+            for tensor in net.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.to(getattr(torch, dtype)))
+
+
 def finish_training(net, data: TaskData, settings: Settings, device, *, val_loader, test_loader,
                     train_speed: float, best_epoch: int):
     """Calibrate on validation, measure on test, write the model folder (+ metrics, figures, card), push."""
     cfg, task, output = settings.config, settings.task, settings.output
     output.mkdir(parents=True, exist_ok=True)
     resolved = settings.as_config()
+    as_saved(net, cfg.save_dtype)
     val_outputs, val_targets = run_inference(net, plain_loader(val_loader), device, cfg.test_flip)
     test_outputs, test_targets = run_inference(net, plain_loader(test_loader), device, cfg.test_flip)
     bands = settings.manifest.age_bands

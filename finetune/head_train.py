@@ -144,15 +144,15 @@ def resolve_head_only(cfg, manifest=None) -> Settings:
     return settings
 
 
-def main(cfg) -> Path:
-    """`python -m finetune --task field --data DIR --head-only`: the app's fast path from the command line,
-    features cached in --cache-dir (a second run on the same data only fits the head)."""
+def main(cfg, manifest=None) -> Path:
+    """`python -m finetune --task field --data DIR --head-only` (or a recipe stage with `head_only: true`): the
+    app's fast path from the command line, features cached in --cache-dir (a second run only fits the head)."""
     from .data import load_task_data
     from .head_only import torch_threads
     from .push import PushError, push_folder
 
     started = time.perf_counter()
-    settings = resolve_head_only(cfg)
+    settings = resolve_head_only(cfg, manifest)
     head = head_settings(settings)
     shown = {"what": None}
 

@@ -99,7 +99,7 @@ def test_the_student_examples_in_the_recipes_file_run_as_written(tmp_path, capsy
     recipes = tmp_path / "recipes.yaml"
     recipes.write_text(yaml.safe_dump(raw))
     runs = tmp_path / "runs"
-    for task, teacher in (("mood", "cycle160"), ("gender", "teacher")):
+    for task, teacher in (("mood", "cycle160"), ("gender", "tune")):
         assert main(["recipe", f"{task}-student", "--dry-run", "--recipes", str(recipes), "--runs", str(runs)]) == 0
         lines = capsys.readouterr().out.splitlines()
         stages = [stage["name"] for stage in raw["recipes"][task]["stages"]]

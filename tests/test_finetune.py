@@ -190,6 +190,30 @@ def test_evaluate_subcommand_matches_training(field_model, age_model, field_data
         assert (out / name).is_file()
 
 
+def test_the_final_figures_are_measured_on_the_weights_as_saved(tmp_path):
+    """With save_dtype float16, the run measures the rounded weights: the figures are the shipped file's."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from finetune.finish import as_saved
+    from hub.models import store_weights_as
+
+    torch.manual_seed(0)
+    net, x = torch.nn.Linear(64, 2), torch.randn(32, 64)
+    trained = net(x).detach()
+    as_saved(net, None)
+    assert torch.equal(net(x).detach(), trained)  # float32 runs are left alone
+    as_saved(net, "float16")
+    measured = net(x).detach()
+    assert not torch.equal(measured, trained)  # float16 moved the outputs
+    path = tmp_path / "model.safetensors"
+    save_file(net.state_dict(), path)
+    store_weights_as(path, "float16")
+    shipped = torch.nn.Linear(64, 2)
+    shipped.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+    assert torch.equal(shipped(x).detach(), measured)  # exactly the model that was measured
+
+
 def test_evaluate_needs_a_known_task(tmp_path, tiny_manifest_path):
     from conftest import write_tiny_model
 

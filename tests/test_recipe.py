@@ -38,7 +38,7 @@ def test_every_task_has_a_recipe_and_every_stage_parses(project):
                 stage_options(stage, recipe.task)  # a valid TrainConfig, every value of its type
 
 
-@pytest.mark.parametrize("task, epochs", [("mood", 10), ("gender", 6), ("age", 6)])
+@pytest.mark.parametrize("task, epochs", [("mood", 10), ("age", 6)])
 def test_default_models_are_teachers_from_the_converted_face_backbone(project, task, epochs):
     from finetune.recipe import Start, stage_options
 
@@ -53,17 +53,33 @@ def test_default_models_are_teachers_from_the_converted_face_backbone(project, t
     assert "model" not in options  # the architecture comes from the converted backbone
 
 
+def test_gender_fits_a_head_on_the_frozen_backbone_then_tunes_from_it(project):
+    from finetune.recipe import Start, stage_options
+
+    _, recipes = project
+    probe, tune = recipes["gender"].stages
+    assert probe.start == Start("stage", "face-backbone/convert") and tune.start == Start("stage", "gender/probe")
+    assert stage_options(probe, "gender")["head_only"] and stage_options(probe, "gender")["input_size"] == 160
+    options = stage_options(tune, "gender")
+    assert not options.get("head_only") and options["input_size"] == 160 and options["unfreeze_blocks"] == 2
+    assert options["test_flip"] is False  # the mirrored pass bought nothing on validation for ~6 ms a face
+    assert recipes["gender"].publish == "tune"
+
+
 def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp_path):
     from finetune.__main__ import main
 
     assert main(["recipe", "gender", "age", "mood", "--dry-run", "--runs", str(tmp_path / "runs")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert",
-                                                      "[recipe] gender/teacher",
+                                                      "[recipe] gender/probe", "[recipe] gender/tune",
                                                       "[recipe] age/teacher", "[recipe] age/cycle", "[recipe] age/cycle2",
                                                       "[recipe] mood/teacher", "[recipe] mood/polish",
                                                       "[recipe] mood/cycle", "[recipe] mood/cycle2",
                                                       "[recipe] mood/cycle160"]
+    probe, tune = lines[1:3]
+    assert "--head-only" in probe and "--input-size 160" in probe
+    assert "--init-from " + shown(tmp_path / "runs" / "gender" / "probe") in tune and "--head-only" not in tune
     teacher, polish, cycle, _, last = lines[-5:]
     assert "--init-from " + shown(tmp_path / "runs" / "face-backbone" / "convert") in teacher
     assert "--input-size 112" in teacher and "--epochs 10" in teacher and "--stop-after 5" in teacher
@@ -128,6 +144,30 @@ def test_stages_run_in_order_and_the_last_is_published(tiny, tmp_path, capsys):
     assert said(capsys) == {"first": "done", "second": "training"}
     assert tiny(stages(second_lr=0.001, first_lr=0.01)) == 0  # new weights to start from: later stages run
     assert said(capsys) == {"first": "training", "second": "training"}
+
+
+def test_a_head_only_stage_fits_on_frozen_features_and_the_next_tunes_from_it(tiny, tmp_path, capsys):
+    """Gender's recipe: a logistic-regression head on the frozen backbone (`head_only: true`), then fine-tuning
+    starts from that head instead of a random one."""
+    from safetensors.torch import load_file
+
+    probe = {"name": "probe", "use": "tiny", "head_only": True}
+    assert tiny([*stages()[:1], probe, {"name": "tune", "use": "tiny", "lr": 1e-5}]) == 0
+    assert said(capsys) == {"first": "training", "probe": "fitting", "tune": "training"}
+    runs = tmp_path / "runs" / "field"
+    config = json.loads((runs / "probe" / "config.json").read_text())
+    assert config["head_only"] and config["temperature"] > 0
+    tune = yaml.safe_load((runs / "tune" / "train_config.yaml").read_text())
+    assert Path(tune["init_from"]).resolve() == (runs / "probe").resolve()
+    fitted, tuned = load_file(runs / "probe" / "model.safetensors"), load_file(runs / "tune" / "model.safetensors")
+    first = load_file(runs / "first" / "model.safetensors")
+    backbone = [k for k in fitted if not k.startswith("head.")]
+    assert all((fitted[k].float() == first[k].float()).all() for k in backbone)  # frozen: the backbone unchanged
+    # the tuned head starts at the fitted one (lr 1e-5, one epoch): it stays far nearer to it than to a new head
+    moved = (tuned["head.weight"].float() - fitted["head.weight"].float()).abs().max()
+    assert moved < 0.1 * fitted["head.weight"].float().abs().max()
+    assert tiny([*stages()[:1], probe, {"name": "tune", "use": "tiny", "lr": 1e-5}]) == 0  # again: all done
+    assert said(capsys) == {"first": "done", "probe": "done", "tune": "done"}
 
 
 def test_the_recipes_reason_goes_into_the_published_card(tiny, tmp_path, capsys):
