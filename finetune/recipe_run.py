@@ -128,8 +128,6 @@ class Runner:
             print(f"[recipe] {stage.key}: converting {shown(stage.convert)}")
             convert(stage.convert, out, labels=["female", "male"])
             return
-        from .train import run
-
         cfg = make_config(self.config_values(stage), stage.key)
         if cfg.head_only:  # a logistic-regression head on the frozen `from:` model: nothing to resume
             from .head_train import main as fit_head_only
@@ -137,6 +135,8 @@ class Runner:
             print(f"[recipe] {stage.key}: fitting a head on frozen features -> {shown(out)}")
             fit_head_only(cfg, self.manifest)
             return
+        from .train import run
+
         settings = resolve(cfg, self.manifest)
         resume = runstate.resumable(settings.state_dir, settings.as_config(), settings.start_digest,
                                     settings.teacher_digest)

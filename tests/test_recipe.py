@@ -59,7 +59,8 @@ def test_gender_fits_a_head_on_the_frozen_backbone_then_tunes_from_it(project):
     _, recipes = project
     probe, tune = recipes["gender"].stages
     assert probe.start == Start("stage", "face-backbone/convert") and tune.start == Start("stage", "gender/probe")
-    assert stage_options(probe, "gender")["head_only"] and stage_options(probe, "gender")["input_size"] == 160
+    fitted = stage_options(probe, "gender")
+    assert fitted["head_only"] and fitted["input_size"] == 160
     options = stage_options(tune, "gender")
     assert not options.get("head_only") and options["input_size"] == 160 and options["unfreeze_blocks"] == 2
     assert options["test_flip"] is False  # the mirrored pass bought nothing on validation for ~6 ms a face
