@@ -14,9 +14,17 @@ def fold_batch_norms(net: nn.Module, input_size: int) -> nn.Module:
     """`net` (in eval mode) with each batch norm that directly follows a convolution merged into
     its weights; timm's BatchNormAct2d keeps its activation. A net whose outputs move by more than
     rounding (a norm that was not the convolution's own, say) is returned unchanged."""
-    folded = copy.deepcopy(net)
-    if not _fold(folded):
+    pairs = _pairs(net)
+    if not pairs:  # nothing to fold (a ViT, a session's head on the shared backbone): no copy made
         return net
+    folded = copy.deepcopy(net)
+    for parent_name, conv_name, norm_name in pairs:
+        parent = folded.get_submodule(parent_name)
+        norm = getattr(parent, norm_name)
+        setattr(parent, conv_name, fuse_conv_bn_eval(getattr(parent, conv_name), norm))
+        # BatchNormAct2d = norm, dropout, activation: what is left after the norm
+        rest = [m for m in (getattr(norm, "drop", None), getattr(norm, "act", None)) if m is not None]
+        setattr(parent, norm_name, nn.Sequential(*rest) if rest else nn.Identity())
     probe = torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
     probe = probe.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
@@ -26,23 +34,19 @@ def fold_batch_norms(net: nn.Module, input_size: int) -> nn.Module:
     return folded
 
 
-def _fold(net: nn.Module) -> int:
-    """Folds in place; the number of norms folded. A module's children are taken in the order
-    they were declared, which timm's convolution blocks also run them in (checked by the caller)."""
-    count = 0
-    for parent in list(net.modules()):
+def _pairs(net: nn.Module) -> list[tuple[str, str, str]]:
+    """(parent, convolution, norm) names of each norm declared right after a convolution of its width.
+    Declaration order is what timm's convolution blocks run them in; the caller checks the outputs."""
+    pairs = []
+    for parent_name, parent in net.named_modules():
         previous = None
-        for name, child in list(parent.named_children()):
+        for name, child in parent.named_children():
             if isinstance(child, nn.Identity):  # timm's unused slots (aa, se, drop) sit between conv and norm
                 continue
             if (isinstance(child, nn.BatchNorm2d) and previous is not None and child.track_running_stats
                     and previous[1].out_channels == child.num_features):
-                setattr(parent, previous[0], fuse_conv_bn_eval(previous[1], child))
-                # BatchNormAct2d = norm, dropout, activation: what is left after the norm
-                rest = [m for m in (getattr(child, "drop", None), getattr(child, "act", None)) if m is not None]
-                setattr(parent, name, nn.Sequential(*rest) if rest else nn.Identity())
-                count += 1
+                pairs.append((parent_name, previous[0], name))
                 previous = None
                 continue
             previous = (name, child) if isinstance(child, nn.Conv2d) else None
-    return count
+    return pairs
